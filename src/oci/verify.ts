@@ -1,0 +1,78 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import { KitError } from '../errors.js';
+import { hasherDigest, newHasher, type Digest } from './digest.js';
+
+/**
+ * A pass-through stream that hashes and counts what flows through it, and fails the stream
+ * when the content turns out longer than `expectedSize` (as soon as it happens) or, at the
+ * end, of another size or digest. Content read from anywhere untrusted passes through one.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash = newHasher();
+  private count = 0;
+
+  constructor(
+    private readonly expected: { digest: Digest; size: number },
+    private readonly what = 'content',
+  ) {
+    super();
+  }
+
+  get bytes(): number {
+    return this.count;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.count += chunk.length;
+    if (this.count > this.expected.size) {
+      cb(sizeMismatch(this.what, this.expected.size, `more than ${this.expected.size}`));
+      return;
+    }
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.count !== this.expected.size) {
+      cb(sizeMismatch(this.what, this.expected.size, String(this.count)));
+      return;
+    }
+    const got = hasherDigest(this.hash);
+    if (got !== this.expected.digest) {
+      cb(
+        new KitError('DIGEST_MISMATCH', `${this.what}: digest mismatch: expected ${this.expected.digest}, got ${got}`, {
+          hint: 'the content is corrupt or was altered; nothing was kept',
+        }),
+      );
+      return;
+    }
+    cb();
+  }
+}
+
+function sizeMismatch(what: string, expected: number, got: string): KitError {
+  return new KitError('SIZE_MISMATCH', `${what}: size mismatch: expected ${expected} bytes, got ${got}`, {
+    hint: 'the content is corrupt or was altered; nothing was kept',
+  });
+}
+
+/** Hashes and counts without expectations: for content whose digest is being computed. */
+export class HashingStream extends Transform {
+  private readonly hash = newHasher();
+  private count = 0;
+
+  get bytes(): number {
+    return this.count;
+  }
+
+  /** Valid once the stream has finished. */
+  digest(): Digest {
+    return hasherDigest(this.hash);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.count += chunk.length;
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+}
