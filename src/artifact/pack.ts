@@ -1,0 +1,181 @@
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { KitError, ExitCode } from '../errors.js';
+import { Annotation, MediaType, type Descriptor, type ImageManifest } from '../oci/descriptor.js';
+import type { Digest } from '../oci/digest.js';
+import { formatReference, parseReferenceWithDefaultTag } from '../oci/reference.js';
+import { loadKitfile } from '../kitfile/load.js';
+import { loadKitignore } from '../kitfile/ignore.js';
+import type { Kitfile } from '../kitfile/schema.js';
+import { writeRawLayer, writeTarLayer, type LayerResult } from '../layers/tar-writer.js';
+import type { Compression } from '../layers/compression.js';
+import type { LocalStore } from '../store/local-store.js';
+import { buildKitOpsConfig, buildModelPackConfig, rfc3339, type LayerInfo } from './configs.js';
+import { KitAnnotation, KitOps, ModelPack, ModelPackAnnotation, kitOpsLayerType, modelPackLayerType, type ArtifactFormat, type LayerEncoding } from './media-types.js';
+import { planLayers, type LayerFormat, type PlannedLayer } from './plan.js';
+import { KIT_VERSION } from '../version.js';
+
+export interface PackOptions {
+  contextDir: string;
+  /** -f: a Kitfile path, or '-' for stdin; discovered in contextDir when absent. */
+  kitfile?: string;
+  /** References as the user typed them. */
+  tags: string[];
+  format: ArtifactFormat;
+  layerFormat: LayerFormat;
+  compression: Compression;
+  store: LocalStore;
+  onEvent?: (e: PackEvent) => void;
+}
+
+export type PackEvent =
+  | { type: 'plan'; layers: number; bytes: number }
+  | { type: 'layer-start'; index: number; path: string; bytes: number }
+  | { type: 'layer-progress'; index: number; bytes: number }
+  | { type: 'layer-done'; index: number; path: string; digest: Digest; size: number; existed: boolean };
+
+export interface PackResult {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  tags: string[];
+  format: ArtifactFormat;
+  layers: Array<{ path: string; mediaType: string; digest: Digest; size: number }>;
+}
+
+/** The time recorded in the artifact: SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
+export function buildTime(env: NodeJS.ProcessEnv = process.env): Date {
+  const raw = env.SOURCE_DATE_EPOCH;
+  if (raw === undefined || raw === '') return new Date();
+  if (!/^\d{1,12}$/.test(raw)) {
+    throw new KitError('SOURCE_DATE_EPOCH_INVALID', `SOURCE_DATE_EPOCH=${JSON.stringify(raw)} is not a whole number of seconds`, {
+      hint: 'set it to a Unix time, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)',
+      exitCode: ExitCode.usage,
+    });
+  }
+  return new Date(Number(raw) * 1000);
+}
+
+/** File times inside tar layers: fixed, so that unchanged content gives an unchanged layer. */
+function layerTime(env: NodeJS.ProcessEnv = process.env): Date {
+  return env.SOURCE_DATE_EPOCH ? buildTime(env) : new Date(0);
+}
+
+export async function pack(opts: PackOptions): Promise<PackResult> {
+  if (opts.tags.length === 0) {
+    throw new KitError('TAG_REQUIRED', 'no tag given for the artifact', { hint: 'pass -t registry/repo:tag', exitCode: ExitCode.usage });
+  }
+  const refs = opts.tags.map((t) => formatReference(parseReferenceWithDefaultTag(t)));
+  const created = buildTime();
+  const mtime = layerTime();
+  const { kitfile, text } = await loadKitfile({ contextDir: opts.contextDir, ...(opts.kitfile !== undefined ? { file: opts.kitfile } : {}) });
+  const ignore = await loadKitignore(opts.contextDir);
+  const plan = await planLayers({ contextDir: opts.contextDir, kitfile, ignore, format: opts.format, layerFormat: opts.layerFormat });
+  if (plan.length === 0) {
+    throw new KitError('NOTHING_TO_PACK', 'the Kitfile names no files to pack', { hint: 'add a model, datasets, code, docs or prompts entry' });
+  }
+  opts.onEvent?.({ type: 'plan', layers: plan.length, bytes: plan.reduce((n, l) => n + l.contentSize, 0) });
+
+  const built: Array<{ layer: PlannedLayer; result: LayerResult; mediaType: string }> = [];
+  for (const [index, layer] of plan.entries()) {
+    const encoding = layerEncoding(layer, opts.compression);
+    const mediaType = opts.format === 'kitops' ? kitOpsLayerType(layer.section, encoding === 'raw' ? 'tar' : encoding) : modelPackLayerType(layer.role, encoding);
+    opts.onEvent?.({ type: 'layer-start', index, path: layer.path, bytes: layer.contentSize });
+    const result = await buildLayer(opts.store, layer, encoding === 'raw' ? 'raw' : opts.compression, mtime, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
+    built.push({ layer, result: result.result, mediaType });
+    opts.onEvent?.({ type: 'layer-done', index, path: layer.path, digest: result.result.digest, size: result.result.size, existed: result.existed });
+  }
+
+  const layers: Descriptor[] = built.map(({ layer, result, mediaType }) => {
+    const d: Descriptor = { mediaType, digest: result.digest, size: result.size };
+    if (opts.format === 'modelpack') d.annotations = layerAnnotations(layer, result, mtime);
+    return d;
+  });
+  const config = await writeConfig(opts, kitfile, built, created);
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ImageManifest,
+    artifactType: opts.format === 'kitops' ? KitOps.ArtifactType : ModelPack.ArtifactType,
+    config,
+    layers,
+    annotations: {
+      [Annotation.Created]: rfc3339(created),
+      [KitAnnotation.Kitfile]: text,
+      [KitAnnotation.CliVersion]: KIT_VERSION,
+    },
+  };
+  const desc = await opts.store.writeJson(manifest, MediaType.ImageManifest);
+  const tagged: Descriptor = { ...desc, artifactType: manifest.artifactType! };
+  for (const ref of refs) await opts.store.tag(tagged, ref);
+  return {
+    digest: desc.digest,
+    size: desc.size,
+    mediaType: desc.mediaType,
+    tags: refs,
+    format: opts.format,
+    layers: layers.map((l, i) => ({ path: built[i]!.layer.path, mediaType: l.mediaType, digest: l.digest, size: l.size })),
+  };
+}
+
+function layerEncoding(layer: PlannedLayer, compression: Compression): LayerEncoding {
+  if (layer.encoding === 'raw') return 'raw';
+  if (compression === 'gzip' || compression === 'gzip-fastest') return 'tar+gzip';
+  if (compression === 'zstd') return 'tar+zstd';
+  return 'tar';
+}
+
+/** Write one layer into the store's ingest area, hashing on the way, then commit it. */
+async function buildLayer(
+  store: LocalStore,
+  layer: PlannedLayer,
+  compression: Compression | 'raw',
+  mtime: Date,
+  onProgress: (bytes: number) => void,
+): Promise<{ result: LayerResult; existed: boolean }> {
+  const tmp = store.ingestPath();
+  try {
+    const out = createWriteStream(tmp, { flags: 'wx' });
+    const result =
+      compression === 'raw'
+        ? await writeRawLayer(layer.entries[0]!.absPath, out, { onProgress })
+        : await writeTarLayer(layer.entries, { compression, mtime, onProgress }, out);
+    const existed = await store.exists({ mediaType: 'application/octet-stream', digest: result.digest, size: result.size });
+    await store.commitIngested(tmp, result.digest, result.size);
+    return { result, existed };
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+function layerAnnotations(layer: PlannedLayer, result: LayerResult, mtime: Date): Record<string, string> {
+  const single = layer.entries.length === 1 && layer.entries[0]!.type === 'file' ? layer.entries[0]! : undefined;
+  const metadata = {
+    name: layer.path,
+    mode: single ? (single.executable ? 0o755 : 0o644) : 0o755,
+    uid: 0,
+    gid: 0,
+    size: single ? single.size : result.uncompressedSize,
+    mtime: rfc3339(mtime),
+    typeflag: single ? 48 /* '0' regular file */ : 53 /* '5' directory */,
+  };
+  return {
+    [ModelPackAnnotation.FilePath]: layer.path,
+    [ModelPackAnnotation.FileMetadata]: JSON.stringify(metadata),
+  };
+}
+
+async function writeConfig(
+  opts: PackOptions,
+  kitfile: Kitfile,
+  built: Array<{ layer: PlannedLayer; result: LayerResult }>,
+  created: Date,
+): Promise<Descriptor> {
+  if (opts.format === 'kitops') {
+    const info = new Map<string, LayerInfo>();
+    for (const { layer, result } of built) info.set(`${layer.section}:${layer.entryIndex}`, { digest: result.digest, diffId: result.diffId });
+    return opts.store.writeJson(buildKitOpsConfig(kitfile, info), KitOps.Config);
+  }
+  const cfg = buildModelPackConfig(kitfile, built.map((b) => b.result.diffId), created);
+  return opts.store.writeJson(cfg, ModelPack.Config);
+}

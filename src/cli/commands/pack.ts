@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { collect, oneOf } from '../options.js';
+import { formatBytes, printJson, printLine } from '../output.js';
+import { createProgress } from '../progress.js';
+
+interface PackFlags {
+  tag?: string[];
+  file?: string;
+  format: 'modelpack' | 'kitops';
+  layerFormat: 'raw' | 'tar';
+  compression: 'none' | 'gzip' | 'gzip-fastest' | 'zstd';
+  json?: boolean;
+}
+
+export function registerPack(program: Command): void {
+  program
+    .command('pack')
+    .argument('[dir]', 'project folder (the context)', '.')
+    .description('pack a project folder into an artifact in the local store')
+    .option('-t, --tag <ref...>', 'reference(s) to tag the artifact with (repeat, or separate with commas)', collect)
+    .option('-f, --file <kitfile>', "Kitfile to use ('-' reads stdin; default: Kitfile, kitfile or .kitfile in the folder)")
+    .option('--format <format>', 'artifact format: modelpack or kitops', oneOf(['modelpack', 'kitops'] as const), 'modelpack')
+    .option('--layer-format <format>', 'single files as raw layers or tar layers', oneOf(['raw', 'tar'] as const), 'raw')
+    .option('--compression <alg>', 'compression of tar layers: none, gzip, gzip-fastest, zstd', oneOf(['none', 'gzip', 'gzip-fastest', 'zstd'] as const), 'none')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  kit pack . -t registry.example.com/team/model:1.0')
+    .action(async (dir: string, o: PackFlags, cmd: Command) => {
+      const verbose = cmd.optsWithGlobals().verbose === true;
+      const [{ pack }, { LocalStore }] = await Promise.all([import('../../artifact/pack.js'), import('../../store/local-store.js')]);
+      const store = await LocalStore.open();
+      const progress = await createProgress('Packing', verbose);
+      try {
+        const r = await pack({
+          contextDir: dir,
+          ...(o.file !== undefined ? { kitfile: o.file } : {}),
+          tags: o.tag ?? [],
+          format: o.format,
+          layerFormat: o.layerFormat,
+          compression: o.compression,
+          store,
+          onEvent: progress.onEvent,
+        });
+        progress.stop();
+        if (o.json) return printJson(r);
+        const bytes = r.layers.reduce((n, l) => n + l.size, 0);
+        for (const t of r.tags) printLine(`Packed ${t}`);
+        printLine(`Digest: ${r.digest} (${r.layers.length} layers, ${formatBytes(bytes)}, ${r.format})`);
+      } finally {
+        progress.stop();
+      }
+    });
+}

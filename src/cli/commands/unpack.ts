@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { KitError, ExitCode } from '../../errors.js';
+import { repeat } from '../options.js';
+import { printJson, printLine } from '../output.js';
+import { createProgress } from '../progress.js';
+
+interface UnpackFlags {
+  dir: string;
+  filter?: string[];
+  overwrite?: boolean;
+  ignoreExisting?: boolean;
+  json?: boolean;
+}
+
+export function registerUnpack(program: Command): void {
+  program
+    .command('unpack')
+    .argument('<ref>', 'artifact reference or digest')
+    .description('restore the files and the Kitfile of an artifact into a folder')
+    .option('-d, --dir <dir>', 'folder to unpack into', '.')
+    .option('--filter <filter>', 'only some parts: model, datasets[:name], code, docs, prompts, kitfile (repeatable)', repeat)
+    .option('-o, --overwrite', 'replace files that already exist')
+    .option('--ignore-existing', 'keep files that already exist and skip them')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  kit unpack registry.example.com/team/model:1.0 -d ./model\n  kit unpack team/model:1.0 -d /models --filter model --filter datasets:training')
+    .action(async (ref: string, o: UnpackFlags, cmd: Command) => {
+      if (o.overwrite && o.ignoreExisting) {
+        throw new KitError('FLAGS_CONFLICT', '--overwrite and --ignore-existing cannot be used together', { exitCode: ExitCode.usage });
+      }
+      const verbose = cmd.optsWithGlobals().verbose === true;
+      const [{ unpack }, { storeRef }, { LocalStore }] = await Promise.all([
+        import('../../artifact/unpack.js'),
+        import('../../artifact/local.js'),
+        import('../../store/local-store.js'),
+      ]);
+      const progress = await createProgress('Unpacking', verbose);
+      try {
+        const r = await unpack({
+          source: await LocalStore.open(),
+          ref: storeRef(ref),
+          dest: resolve(o.dir),
+          filters: o.filter ?? [],
+          existing: o.overwrite ? 'overwrite' : o.ignoreExisting ? 'skip' : 'error',
+          onEvent: progress.onEvent,
+        });
+        progress.stop();
+        if (o.json) return printJson(r);
+        printLine(`Unpacked ${r.layers.length} layers${r.kitfile ? ' and the Kitfile' : ''} to ${r.dest}`);
+      } finally {
+        progress.stop();
+      }
+    });
+}

@@ -1,0 +1,45 @@
+import { Command, CommanderError } from 'commander';
+import { reportError } from './report-error.js';
+import { KIT_VERSION } from '../version.js';
+import { registerInit } from './commands/init.js';
+import { registerPack } from './commands/pack.js';
+import { registerList } from './commands/list.js';
+import { registerInspect } from './commands/inspect.js';
+import { registerInfo } from './commands/info.js';
+import { registerTag } from './commands/tag.js';
+import { registerRemove } from './commands/remove.js';
+import { registerUnpack } from './commands/unpack.js';
+import { registerVersion } from './commands/version.js';
+
+/**
+ * The program. Command files only declare flags; each action imports the module that does
+ * the work when it runs, so `kit --version` loads next to nothing.
+ */
+export function buildProgram(): Command {
+  const program = new Command('kit')
+    .description('Pack ML projects into OCI artifacts (ModelPack or KitOps ModelKit) and move them through OCI registries')
+    .version(KIT_VERSION, '--version', 'print the version')
+    .option('-v, --verbose', 'show details, and stack traces on errors')
+    .showSuggestionAfterError(true)
+    .configureHelp({ sortSubcommands: false });
+  for (const register of [registerInit, registerPack, registerList, registerInspect, registerInfo, registerTag, registerRemove, registerUnpack, registerVersion]) {
+    register(program);
+  }
+  program.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const verbose = argv.includes('-v') || argv.includes('--verbose');
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has already printed its message (usage errors, --help, --version).
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    process.exitCode = reportError(err, verbose);
+  }
+}
