@@ -5,6 +5,9 @@ import { KitError } from '../errors.js';
 import type { Kitfile } from '../kitfile/schema.js';
 import { normalizeKitfilePath, isArtifactReference } from '../kitfile/load.js';
 import type { KitIgnore } from '../kitfile/ignore.js';
+
+/** A matcher that can also say a whole folder is ignored (no `!` pattern can bring a file back). */
+type FolderAwareIgnore = KitIgnore & { ignoresWholeDirectory?: (dir: string) => boolean };
 import type { TarEntry } from '../layers/tar-writer.js';
 import type { ArtifactFormat, ModelPackRole, Section } from './media-types.js';
 
@@ -33,7 +36,7 @@ export interface PlannedLayer {
 export interface PlanOptions {
   contextDir: string;
   kitfile: Kitfile;
-  ignore: KitIgnore;
+  ignore: FolderAwareIgnore;
   format: ArtifactFormat;
   layerFormat: LayerFormat;
 }
@@ -152,7 +155,7 @@ class ContextWalker {
   constructor(
     private readonly contextDir: string,
     private readonly ctxReal: string,
-    private readonly ignore: KitIgnore,
+    private readonly ignore: FolderAwareIgnore,
   ) {}
 
   async collect(relPath: string, excluded: string[], field: string): Promise<TarEntry[]> {
@@ -190,6 +193,7 @@ class ContextWalker {
       const ignored = this.ignore.ignores(childRel);
       if (ignored && !cst.isDirectory()) continue;
       if (ignored && cst.isDirectory()) {
+        if (this.ignore.ignoresWholeDirectory?.(childRel) === true) continue;
         // An ignored folder may still hold files re-included by a `!` pattern.
         const inner: TarEntry[] = [];
         await this.walkDir(childRel, childAbs, cst, excluded, inner, stack);

@@ -60,6 +60,11 @@ const cases: Array<{ name: string; layers: () => Promise<CraftLayer[]>; message:
     layers: async () => [await tarLayer([{ name: 'data', type: 'directory' }, { name: 'data/null', type: 'character-device', devmajor: 1, devminor: 3 }])],
     message: /device|unsafe/i,
   },
+  {
+    name: 'a FIFO',
+    layers: async () => [await tarLayer([{ name: 'data', type: 'directory' }, { name: 'data/pipe', type: 'fifo' }])],
+    message: /fifo|unsafe/i,
+  },
 ];
 
 describe('unpack refuses hostile artifacts before writing outside the target', () => {
