@@ -10,6 +10,9 @@ import { registerTag } from './commands/tag.js';
 import { registerRemove } from './commands/remove.js';
 import { registerUnpack } from './commands/unpack.js';
 import { registerVersion } from './commands/version.js';
+import { registerPush } from './commands/push.js';
+import { registerPull } from './commands/pull.js';
+import { registerLogin, registerLogout } from './commands/login.js';
 
 /**
  * The program. Command files only declare flags; each action imports the module that does
@@ -22,7 +25,7 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'show details, and stack traces on errors')
     .showSuggestionAfterError(true)
     .configureHelp({ sortSubcommands: false });
-  for (const register of [registerInit, registerPack, registerList, registerInspect, registerInfo, registerTag, registerRemove, registerUnpack, registerVersion]) {
+  for (const register of [registerInit, registerPack, registerList, registerInspect, registerInfo, registerTag, registerRemove, registerUnpack, registerPush, registerPull, registerLogin, registerLogout, registerVersion]) {
     register(program);
   }
   program.exitOverride();

@@ -1,3 +1,4 @@
+import type { Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { KitError } from '../errors.js';
 import { hasherDigest, newHasher, type Digest } from './digest.js';
@@ -8,14 +9,18 @@ import { hasherDigest, newHasher, type Digest } from './digest.js';
  * end, of another size or digest. Content read from anywhere untrusted passes through one.
  */
 export class VerifyingStream extends Transform {
-  private readonly hash = newHasher();
-  private count = 0;
+  private readonly hash: Hash;
+  private count: number;
 
+  /** `resume`: the hash and count of bytes already received (a download resumed at an offset). */
   constructor(
     private readonly expected: { digest: Digest; size: number },
     private readonly what = 'content',
+    resume?: { hash: Hash; bytes: number },
   ) {
     super();
+    this.hash = resume?.hash ?? newHasher();
+    this.count = resume?.bytes ?? 0;
   }
 
   get bytes(): number {

@@ -4,7 +4,8 @@ import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } fr
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ExitCode, KitError } from '../errors.js';
+import { lock } from 'proper-lockfile';
+import { ExitCode, KitError, errnoCode } from '../errors.js';
 import { digestHex, hasherDigest, isDigest, newHasher, parseDigest, sha256, type Digest } from '../oci/digest.js';
 import {
   Annotation,
@@ -166,6 +167,55 @@ export class LocalStore implements Target {
       await rm(temp, { force: true });
       throw writeError(err, temp, this.root);
     }
+  }
+
+  /**
+   * Download-style push that survives interruptions: bytes accumulate in
+   * `ingest/<hex>.partial`, which a later call (in this process or after a crash) continues
+   * from its current length; `open(offset)` must return the content from that offset on.
+   * The bytes already there are re-hashed (read only) so the final digest covers everything.
+   * When another process is downloading the same blob, this falls back to a private temp file.
+   */
+  async pushResumable(desc: Descriptor, open: (offset: number) => Promise<Readable>): Promise<{ resumedFrom: number }> {
+    const digest = parseDigest(desc.digest, 'blob digest');
+    checkSize(desc.size);
+    if (await this.exists(desc)) return { resumedFrom: desc.size };
+    const partial = join(this.ingestDir, `${digestHex(digest)}.partial`);
+    const release = await tryLockPartial(partial);
+    if (!release) {
+      await this.push(desc, await open(0));
+      return { resumedFrom: 0 };
+    }
+    try {
+      let offset = (await stat(partial).catch(() => undefined))?.size ?? 0;
+      if (offset > desc.size) {
+        await rm(partial, { force: true });
+        offset = 0;
+      }
+      const hash = newHasher();
+      if (offset > 0) {
+        for await (const chunk of createReadStream(partial, { start: 0, end: offset - 1, highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
+      }
+      const content = await open(offset);
+      const verifier = new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`, { hash, bytes: offset });
+      try {
+        await pipeline(content, verifier, createWriteStream(partial, { flags: offset > 0 ? 'a' : 'w', mode: 0o644 }));
+      } catch (err) {
+        // A wrong digest or size means the partial bytes are no good; a broken connection
+        // leaves them for the next attempt.
+        if (err instanceof KitError && (err.code === 'DIGEST_MISMATCH' || err.code === 'SIZE_MISMATCH')) await rm(partial, { force: true });
+        throw writeError(err, partial, this.root);
+      }
+      await this.commitIngested(partial, digest, desc.size);
+      return { resumedFrom: offset };
+    } finally {
+      await release();
+    }
+  }
+
+  /** Bytes of an interrupted download of this blob kept in the ingest area (0 when none). */
+  async partialBytes(digest: Digest): Promise<number> {
+    return (await stat(join(this.ingestDir, `${digestHex(digest)}.partial`)).catch(() => undefined))?.size ?? 0;
   }
 
   async tag(desc: Descriptor, ref: string): Promise<void> {
@@ -602,6 +652,16 @@ function blobNotFound(digest: Digest): KitError {
     hint: 'pull or pack the artifact again; `kit verify` checks the whole store',
     exitCode: ExitCode.notFound,
   });
+}
+
+/** A non-blocking lock on a partial download: undefined when another process holds it. */
+async function tryLockPartial(path: string): Promise<(() => Promise<void>) | undefined> {
+  try {
+    return await lock(path, { realpath: false, stale: 10_000, update: 5_000, retries: 0 });
+  } catch (err) {
+    if (errnoCode(err) === 'ELOCKED') return undefined;
+    throw err;
+  }
 }
 
 async function fileExists(path: string): Promise<boolean> {

@@ -4,8 +4,11 @@ import { KitError, ExitCode } from '../../errors.js';
 import { repeat } from '../options.js';
 import { printJson, printLine } from '../output.js';
 import { createProgress } from '../progress.js';
+import { addRemoteOptions, remoteSettings, type RemoteFlags } from '../remote-options.js';
 
-interface UnpackFlags {
+interface UnpackFlags extends RemoteFlags {
+  remote?: boolean;
+  local?: boolean;
   dir: string;
   filter?: string[];
   overwrite?: boolean;
@@ -14,7 +17,7 @@ interface UnpackFlags {
 }
 
 export function registerUnpack(program: Command): void {
-  program
+  addRemoteOptions(program
     .command('unpack')
     .argument('<ref>', 'artifact reference or digest')
     .description('restore the files and the Kitfile of an artifact into a folder')
@@ -22,23 +25,22 @@ export function registerUnpack(program: Command): void {
     .option('--filter <filter>', 'only some parts: model, datasets[:name], code, docs, prompts, kitfile (repeatable)', repeat)
     .option('-o, --overwrite', 'replace files that already exist')
     .option('--ignore-existing', 'keep files that already exist and skip them')
+    .option('-r, --remote', 'read from the registry even when the local store has the artifact')
+    .option('--local', 'read from the local store only')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExamples:\n  kit unpack registry.example.com/team/model:1.0 -d ./model\n  kit unpack team/model:1.0 -d /models --filter model --filter datasets:training')
+    .addHelpText('after', '\nUnpacks from the local store, or straight from the registry (nothing stored) when the store\ndoes not have the artifact; only the layers the filters select are downloaded.\n\nExamples:\n  kit unpack registry.example.com/team/model:1.0 -d ./model\n  kit unpack team/model:1.0 -d /models --filter model --filter datasets:training'))
     .action(async (ref: string, o: UnpackFlags, cmd: Command) => {
       if (o.overwrite && o.ignoreExisting) {
         throw new KitError('FLAGS_CONFLICT', '--overwrite and --ignore-existing cannot be used together', { exitCode: ExitCode.usage });
       }
       const verbose = cmd.optsWithGlobals().verbose === true;
-      const [{ unpack }, { storeRef }, { LocalStore }] = await Promise.all([
-        import('../../artifact/unpack.js'),
-        import('../../artifact/local.js'),
-        import('../../store/local-store.js'),
-      ]);
+      const [{ unpack }, { openSource }] = await Promise.all([import('../../artifact/unpack.js'), import('../../artifact/source.js')]);
+      const src = await openSource(ref, o.remote ? 'remote' : o.local ? 'local' : 'local-first', remoteSettings(o));
       const progress = await createProgress('Unpacking', verbose);
       try {
         const r = await unpack({
-          source: await LocalStore.open(),
-          ref: storeRef(ref),
+          source: src.target,
+          ref: src.ref,
           dest: resolve(o.dir),
           filters: o.filter ?? [],
           existing: o.overwrite ? 'overwrite' : o.ignoreExisting ? 'skip' : 'error',
@@ -46,7 +48,7 @@ export function registerUnpack(program: Command): void {
         });
         progress.stop();
         if (o.json) return printJson(r);
-        printLine(`Unpacked ${r.layers.length} layers${r.kitfile ? ' and the Kitfile' : ''} to ${r.dest}`);
+        printLine(`Unpacked ${r.layers.length} layers${r.kitfile ? ' and the Kitfile' : ''} to ${r.dest}${src.where === 'remote' ? ' (from the registry)' : ''}`);
       } finally {
         progress.stop();
       }

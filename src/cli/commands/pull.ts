@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { formatBytes, printJson, printLine } from '../output.js';
+import { addRemoteOptions, remoteSettings, type RemoteFlags } from '../remote-options.js';
+import { createTransferProgress } from '../transfer-progress.js';
+
+export function registerPull(program: Command): void {
+  addRemoteOptions(
+    program
+      .command('pull')
+      .argument('<ref>', 'artifact to download, by tag or digest')
+      .description('download an artifact into the local store, resuming interrupted downloads')
+      .option('--json', 'print a JSON summary')
+      .addHelpText('after', '\nExample:\n  kit pull registry.example.com/team/model:1.0'),
+    { transfer: true },
+  ).action(async (ref: string, o: RemoteFlags & { json?: boolean }) => {
+    const [{ pullArtifact }, { LocalStore }] = await Promise.all([import('../../transfer/remote-ops.js'), import('../../store/local-store.js')]);
+    const progress = createTransferProgress('Pulling', o.json ? 'none' : o.progress);
+    try {
+      const r = await pullArtifact(await LocalStore.open(), ref, { settings: remoteSettings(o), ...(o.concurrency ? { concurrency: o.concurrency } : {}), onEvent: progress.onEvent });
+      progress.stop();
+      if (o.json) return printJson(r);
+      printLine(`Pulled ${r.source}`);
+      printLine(`Digest: ${r.digest} (${r.copied} blobs downloaded, ${formatBytes(r.bytes)}; ${r.skipped} already here)`);
+    } finally {
+      progress.stop();
+    }
+  });
+}
