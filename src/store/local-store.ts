@@ -4,8 +4,7 @@ import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } fr
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { lock } from 'proper-lockfile';
-import { ExitCode, KitError, errnoCode } from '../errors.js';
+import { ExitCode, KitError } from '../errors.js';
 import { digestHex, hasherDigest, isDigest, newHasher, parseDigest, sha256, type Digest } from '../oci/digest.js';
 import {
   Annotation,
@@ -19,6 +18,7 @@ import {
 import type { Target } from '../oci/target.js';
 import { VerifyingStream } from '../oci/verify.js';
 import { withFileLock, type HeldLock } from './file-lock.js';
+import { tryPidLock } from './pid-lock.js';
 import { createFileOnce, fsyncDir, fsyncFile, isNotFound, isPermissionError, writeError } from './fs-util.js';
 import { childrenOf, hasChildren, type GraphNode } from './graph.js';
 import { emptyIndex, readIndexFile, serializeIndex } from './index-file.js';
@@ -181,7 +181,7 @@ export class LocalStore implements Target {
     checkSize(desc.size);
     if (await this.exists(desc)) return { resumedFrom: desc.size };
     const partial = join(this.ingestDir, `${digestHex(digest)}.partial`);
-    const release = await tryLockPartial(partial);
+    const release = await tryPidLock(`${partial}.lock`);
     if (!release) {
       await this.push(desc, await open(0));
       return { resumedFrom: 0 };
@@ -652,16 +652,6 @@ function blobNotFound(digest: Digest): KitError {
     hint: 'pull or pack the artifact again; `kit verify` checks the whole store',
     exitCode: ExitCode.notFound,
   });
-}
-
-/** A non-blocking lock on a partial download: undefined when another process holds it. */
-async function tryLockPartial(path: string): Promise<(() => Promise<void>) | undefined> {
-  try {
-    return await lock(path, { realpath: false, stale: 10_000, update: 5_000, retries: 0 });
-  } catch (err) {
-    if (errnoCode(err) === 'ELOCKED') return undefined;
-    throw err;
-  }
 }
 
 async function fileExists(path: string): Promise<boolean> {

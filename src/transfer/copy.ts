@@ -69,6 +69,9 @@ export async function copy(src: Target, dst: Target, srcRef: string, dstRef: str
 
 const MAX_DEPTH = 8;
 
+/** KitErrors that mean "try this blob again with a fresh stream", not "give up". */
+const RETRYABLE_CODES = new Set(['UPLOAD_TOO_LARGE', 'UPLOAD_INTERRUPTED']);
+
 async function copyNode(src: Target, dst: Target, desc: Descriptor, opts: CopyOptions, result: CopyResult, depth: number): Promise<void> {
   if (depth > MAX_DEPTH) throw new KitError('ARTIFACT_TOO_DEEP', `artifact graph below ${desc.digest} is nested more than ${MAX_DEPTH} levels`);
   const bytes = await readManifestBytes(src, desc);
@@ -171,7 +174,7 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
     } catch (err) {
       // Verification failures and refusals are final; a broken transfer is tried again and,
       // where the destination keeps partial content, resumes where it stopped.
-      if (err instanceof KitError || attempt >= attempts) throw err;
+      if ((err instanceof KitError && !RETRYABLE_CODES.has(err.code)) || attempt >= attempts) throw err;
       await sleep(Math.min(200 * 2 ** attempt, 5000) * Math.random());
     }
   }

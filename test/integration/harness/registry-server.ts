@@ -204,7 +204,7 @@ async function launch(dir: string, storage: string, port: number, opts: StartReg
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
       child.stdin?.end(); // the watchdog kills the registry and exits once it has
-      const timedOut = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
+      const timedOut = await raceTimeout(exited, 5000);
       if (timedOut) {
         killPid(pidFile);
         child.kill('SIGKILL');
@@ -219,11 +219,25 @@ async function launch(dir: string, storage: string, port: number, opts: StartReg
     await waitUntilReady(url, child, logFile, opts.startTimeoutMs ?? 20_000);
   } catch (err) {
     child.stdin?.end();
-    await Promise.race([exited, sleep(5000)]);
+    await raceTimeout(exited, 5000);
     killPid(pidFile);
     throw err;
   }
   return { host, url, storage, logFile, stop };
+}
+
+/**
+ * true when `p` did not settle within `ms`. The timer is a referenced one (the child and its
+ * pipe are unref'd, so something must keep the event loop alive while we wait) and is
+ * cleared as soon as `p` settles, so a test file does not linger for the full delay.
+ */
+async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  const ac = new AbortController();
+  try {
+    return await Promise.race([p.then(() => false), sleep(ms, undefined, { signal: ac.signal }).then(() => true)]);
+  } finally {
+    ac.abort();
+  }
 }
 
 /** Last resort: SIGKILL the registry whose pid the watchdog wrote. */
