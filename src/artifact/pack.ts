@@ -24,8 +24,22 @@ export interface PackOptions {
   format: ArtifactFormat;
   layerFormat: LayerFormat;
   compression: Compression;
-  store: LocalStore;
+  /** Where layers, config and manifest go: the local store, or a staging area for `pack --push`. */
+  sink: PackSink;
   onEvent?: (e: PackEvent) => void;
+}
+
+/**
+ * What pack writes into. The local store keeps everything; `pack --push` stages instead (raw
+ * layers stay the project's own files, only tar layers are built to temporary files) and
+ * copies the result to the registry.
+ */
+export interface PackSink {
+  /** Build one layer, hashing it on the way, and keep it; `existed`: it was there already. */
+  addLayer(layer: PlannedLayer, compression: Compression | 'raw', mtime: Date, onProgress: (bytes: number) => void): Promise<{ result: LayerResult; existed: boolean }>;
+  addJson(value: unknown, mediaType: string): Promise<Descriptor>;
+  /** Tag the finished manifest (a staging sink records the references for the copy). */
+  tag(desc: Descriptor, ref: string): Promise<void>;
 }
 
 export type PackEvent =
@@ -81,7 +95,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     const encoding = layerEncoding(layer, opts.compression);
     const mediaType = opts.format === 'kitops' ? kitOpsLayerType(layer.section, encoding === 'raw' ? 'tar' : encoding) : modelPackLayerType(layer.role, encoding);
     opts.onEvent?.({ type: 'layer-start', index, path: layer.path, bytes: layer.contentSize });
-    const result = await buildLayer(opts.store, layer, encoding === 'raw' ? 'raw' : opts.compression, mtime, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
+    const result = await opts.sink.addLayer(layer, encoding === 'raw' ? 'raw' : opts.compression, mtime, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
     built.push({ layer, result: result.result, mediaType });
     opts.onEvent?.({ type: 'layer-done', index, path: layer.path, digest: result.result.digest, size: result.result.size, existed: result.existed });
   }
@@ -104,9 +118,9 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
       [KitAnnotation.CliVersion]: KIT_VERSION,
     },
   };
-  const desc = await opts.store.writeJson(manifest, MediaType.ImageManifest);
+  const desc = await opts.sink.addJson(manifest, MediaType.ImageManifest);
   const tagged: Descriptor = { ...desc, artifactType: manifest.artifactType! };
-  for (const ref of refs) await opts.store.tag(tagged, ref);
+  for (const ref of refs) await opts.sink.tag(tagged, ref);
   return {
     digest: desc.digest,
     size: desc.size,
@@ -122,6 +136,23 @@ function layerEncoding(layer: PlannedLayer, compression: Compression): LayerEnco
   if (compression === 'gzip' || compression === 'gzip-fastest') return 'tar+gzip';
   if (compression === 'zstd') return 'tar+zstd';
   return 'tar';
+}
+
+/** The local store as a pack sink: layers go through its ingest area, hashed on the way. */
+export class StoreSink implements PackSink {
+  constructor(private readonly store: LocalStore) {}
+
+  addLayer(layer: PlannedLayer, compression: Compression | 'raw', mtime: Date, onProgress: (bytes: number) => void): Promise<{ result: LayerResult; existed: boolean }> {
+    return buildLayer(this.store, layer, compression, mtime, onProgress);
+  }
+
+  addJson(value: unknown, mediaType: string): Promise<Descriptor> {
+    return this.store.writeJson(value, mediaType);
+  }
+
+  tag(desc: Descriptor, ref: string): Promise<void> {
+    return this.store.tag(desc, ref);
+  }
 }
 
 /** Write one layer into the store's ingest area, hashing on the way, then commit it. */
@@ -174,8 +205,8 @@ async function writeConfig(
   if (opts.format === 'kitops') {
     const info = new Map<string, LayerInfo>();
     for (const { layer, result } of built) info.set(`${layer.section}:${layer.entryIndex}`, { digest: result.digest, diffId: result.diffId });
-    return opts.store.writeJson(buildKitOpsConfig(kitfile, info), KitOps.Config);
+    return opts.sink.addJson(buildKitOpsConfig(kitfile, info), KitOps.Config);
   }
   const cfg = buildModelPackConfig(kitfile, built.map((b) => b.result.diffId), created);
-  return opts.store.writeJson(cfg, ModelPack.Config);
+  return opts.sink.addJson(cfg, ModelPack.Config);
 }

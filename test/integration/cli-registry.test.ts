@@ -211,6 +211,30 @@ describe('CLI against a plain-HTTP registry', { skip }, () => {
     }
   });
 
+  it('pack --push sends the artifact straight to the registry, storing nothing locally', async () => {
+    const home = await tempDir();
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    const ref = `${reg.host}/packpush/model:1`;
+    const r = JSON.parse(await ok(['pack', EXAMPLE, '-t', `${ref},${reg.host}/packpush/model:latest`, '--push', '--json'], home, env)) as {
+      digest: string;
+      pushed: Array<{ copied: number; skipped: number }>;
+    };
+    assert.equal(r.pushed.length, 2);
+    assert.ok(r.pushed[0]!.copied >= 10);
+    assert.equal(r.pushed[1]!.copied, 0, 'the second tag needs no upload');
+    assert.deepEqual(JSON.parse(await ok(['list', '--json'], home)), []);
+    assert.deepEqual(await readdir(join(home, 'store', 'blobs', 'sha256')).catch(() => []), []);
+    // The same digest as a local pack of the same inputs.
+    const local = JSON.parse(await ok(['pack', EXAMPLE, '-t', 'x.io/a/b:1', '--json'], await tempDir(), env)) as { digest: string };
+    assert.equal(r.digest, local.digest);
+    const again = JSON.parse(await ok(['pack', EXAMPLE, '-t', ref, '--push', '--json'], home, env)) as { pushed: Array<{ copied: number }> };
+    assert.equal(again.pushed[0]!.copied, 0);
+    const home2 = await tempDir();
+    const out = join(await tempDir(), 'out');
+    await ok(['unpack', ref, '-d', out], home2);
+    assert.deepEqual(diffTrees(await snapshotTree(EXAMPLE, exampleSkip), await snapshotTree(out)), []);
+  });
+
   it('reports a missing remote tag with exit code 3', async () => {
     const r = await runKit(['pull', `${reg.host}/none/such:1`], { home: await tempDir() });
     assert.equal(r.code, 3);

@@ -2,8 +2,11 @@ import type { Command } from 'commander';
 import { collect, oneOf } from '../options.js';
 import { formatBytes, printJson, printLine } from '../output.js';
 import { createProgress } from '../progress.js';
+import { addRemoteOptions, remoteSettings, type RemoteFlags } from '../remote-options.js';
+import { createTransferProgress } from '../transfer-progress.js';
 
-interface PackFlags {
+interface PackFlags extends RemoteFlags {
+  push?: boolean;
   tag?: string[];
   file?: string;
   format: 'modelpack' | 'kitops';
@@ -13,7 +16,7 @@ interface PackFlags {
 }
 
 export function registerPack(program: Command): void {
-  program
+  addRemoteOptions(program
     .command('pack')
     .argument('[dir]', 'project folder (the context)', '.')
     .description('pack a project folder into an artifact in the local store')
@@ -22,11 +25,36 @@ export function registerPack(program: Command): void {
     .option('--format <format>', 'artifact format: modelpack or kitops', oneOf(['modelpack', 'kitops'] as const), 'modelpack')
     .option('--layer-format <format>', 'single files as raw layers or tar layers', oneOf(['raw', 'tar'] as const), 'raw')
     .option('--compression <alg>', 'compression of tar layers: none, gzip, gzip-fastest, zstd', oneOf(['none', 'gzip', 'gzip-fastest', 'zstd'] as const), 'none')
+    .option('--push', 'push straight to the registry of each tag instead of storing locally')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExample:\n  kit pack . -t registry.example.com/team/model:1.0')
+    .addHelpText('after', '\nExamples:\n  kit pack . -t registry.example.com/team/model:1.0\n  kit pack . -t registry.example.com/team/model:1.0 --push'), { transfer: true })
     .action(async (dir: string, o: PackFlags, cmd: Command) => {
       const verbose = cmd.optsWithGlobals().verbose === true;
-      const [{ pack }, { LocalStore }] = await Promise.all([import('../../artifact/pack.js'), import('../../store/local-store.js')]);
+      const base = {
+        contextDir: dir,
+        ...(o.file !== undefined ? { kitfile: o.file } : {}),
+        tags: o.tag ?? [],
+        format: o.format,
+        layerFormat: o.layerFormat,
+        compression: o.compression,
+      };
+      if (o.push) {
+        const { packAndPush } = await import('../../transfer/pack-push.js');
+        const hashing = await createProgress('Hashing', verbose);
+        const transfer = createTransferProgress('Pushing', o.json ? 'none' : o.progress);
+        try {
+          const r = await packAndPush({ ...base, onEvent: hashing.onEvent }, { settings: remoteSettings(o), ...(o.concurrency ? { concurrency: o.concurrency } : {}), onEvent: (e) => (hashing.stop(), transfer.onEvent(e)) });
+          transfer.stop();
+          if (o.json) return printJson(r);
+          for (const p of r.pushed) printLine(`Pushed ${p.destination} (${p.copied} blobs uploaded, ${formatBytes(p.bytes)}; ${p.skipped} already there)`);
+          printLine(`Digest: ${r.digest} (${r.layers.length} layers, ${r.format})`);
+          return;
+        } finally {
+          hashing.stop();
+          transfer.stop();
+        }
+      }
+      const [{ pack, StoreSink }, { LocalStore }] = await Promise.all([import('../../artifact/pack.js'), import('../../store/local-store.js')]);
       const store = await LocalStore.open();
       const progress = await createProgress('Packing', verbose);
       try {
@@ -37,7 +65,7 @@ export function registerPack(program: Command): void {
           format: o.format,
           layerFormat: o.layerFormat,
           compression: o.compression,
-          store,
+          sink: new StoreSink(store),
           onEvent: progress.onEvent,
         });
         progress.stop();
