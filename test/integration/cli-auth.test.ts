@@ -109,6 +109,24 @@ describe('TLS registry with Basic auth', { skip }, () => {
   });
 });
 
+describe('mutual TLS', { skip }, () => {
+  let setup: Setup;
+  before(async () => {
+    setup = await startSetup('tls-basic', { mutualTls: true });
+  });
+  after(async () => setup?.stop());
+
+  it('presents the client certificate given with --cert/--key, and is refused without it', async () => {
+    const e = await newEnv({ KIT_REGISTRY_USERNAME: 'alice', KIT_REGISTRY_PASSWORD: PASSWORD });
+    const ref = `${setup.registry.host}/mtls/model:1`;
+    await ok(e, ['pack', EXAMPLE, '-t', ref]);
+    const refused = await kit(e, ['push', ref, '--ca-cert', setup.caCert!]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /^kit: /);
+    await ok(e, ['push', ref, '--ca-cert', setup.caCert!, '--cert', setup.clientCert!, '--key', setup.clientKey!]);
+  });
+});
+
 describe('token-auth registry', { skip }, () => {
   let setup: Setup;
   before(async () => {

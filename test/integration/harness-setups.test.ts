@@ -101,9 +101,7 @@ describe('tls-basic setup', { skip }, () => {
  * never sees /v2/ answer and gives up. The PKI and setup side are ready; unskip once the probe
  * can present the test client certificate or counts a "certificate required" alert as up.
  */
-const MTLS_BLOCKED = 'startRegistry readiness probe cannot pass a registry that requires client certificates';
-
-describe('tls-basic setup with mutual TLS', { skip: skip ?? MTLS_BLOCKED }, () => {
+describe('tls-basic setup with mutual TLS', { skip }, () => {
   let setup: Setup;
   before(async () => (setup = await startSetup('tls-basic', { mutualTls: true, users: { bob: 'builder' } })));
   after(() => setup.stop());

@@ -32,6 +32,8 @@ export interface StartRegistryOptions {
   extraConfig?: Record<string, unknown>;
   /** How long to wait for GET /v2/ to answer. Default 20 s. */
   startTimeoutMs?: number;
+  /** A client certificate for the readiness probe, when the registry demands one (mutual TLS). */
+  probeClientCert?: { cert: string; key: string };
 }
 
 export interface RunningRegistry {
@@ -216,7 +218,7 @@ async function launch(dir: string, storage: string, port: number, opts: StartReg
   };
 
   try {
-    await waitUntilReady(url, child, logFile, opts.startTimeoutMs ?? 20_000);
+    await waitUntilReady(url, child, logFile, opts.startTimeoutMs ?? 20_000, opts.probeClientCert);
   } catch (err) {
     child.stdin?.end();
     await raceTimeout(exited, 5000);
@@ -288,9 +290,10 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 }
 
 /** Polls GET /v2/ until it answers 200 (anonymous) or 401 (auth configured). */
-async function waitUntilReady(url: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
+async function waitUntilReady(url: string, child: ChildProcess, logFile: string, timeoutMs: number, clientCert?: { cert: string; key: string }): Promise<void> {
   // Readiness only: the certificate is the test's business, not the probe's.
-  const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+  const tlsClient = clientCert ? { cert: readFileSync(clientCert.cert), key: readFileSync(clientCert.key) } : {};
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false, ...tlsClient } });
   const deadline = Date.now() + timeoutMs;
   try {
     while (Date.now() < deadline) {

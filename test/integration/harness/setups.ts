@@ -90,7 +90,7 @@ export async function startSetup(kind: SetupKind, opts: SetupOptions = {}): Prom
       const registry = await startRegistry({
         tls: { cert: pki.serverCert, key: pki.serverKey },
         auth: { htpasswd: { realm: 'kit-test', path: htpasswd } },
-        ...(opts.mutualTls ? { extraConfig: { http: { tls: { clientcas: [pki.caCert] } } } } : {}),
+        ...(opts.mutualTls ? { extraConfig: { http: { tls: { clientcas: [pki.caCert] } } }, probeClientCert: { cert: pki.clientCert, key: pki.clientKey } } : {}),
       });
       cleanups.push(() => registry.stop());
       return { kind, registry, caCert: pki.caCert, clientCert: pki.clientCert, clientKey: pki.clientKey, users, stop: stopAll };
