@@ -11,6 +11,7 @@ import { registerRemove } from './commands/remove.js';
 import { registerUnpack } from './commands/unpack.js';
 import { registerVersion } from './commands/version.js';
 import { registerPush } from './commands/push.js';
+import { registerDiff } from './commands/diff.js';
 import { registerPull } from './commands/pull.js';
 import { registerLogin, registerLogout } from './commands/login.js';
 
@@ -25,7 +26,7 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'show details, and stack traces on errors')
     .showSuggestionAfterError(true)
     .configureHelp({ sortSubcommands: false });
-  for (const register of [registerInit, registerPack, registerList, registerInspect, registerInfo, registerTag, registerRemove, registerUnpack, registerPush, registerPull, registerLogin, registerLogout, registerVersion]) {
+  for (const register of [registerInit, registerPack, registerList, registerInspect, registerInfo, registerTag, registerRemove, registerUnpack, registerPush, registerPull, registerLogin, registerLogout, registerDiff, registerVersion]) {
     register(program);
   }
   program.exitOverride();

@@ -98,6 +98,11 @@ describe('CLI against a plain-HTTP registry', { skip }, () => {
     assert.ok(tagged.mounted >= 10, 'blobs mounted across repositories');
     assert.equal(tagged.copied, 0);
 
+    const d = JSON.parse(await ok(['diff', `local://${ref}`, `remote://${reg.host}/other/ops:2`, '--json'], home)) as { identical: boolean; b: { where: string }; transferBytesForB: number };
+    assert.equal(d.identical, true);
+    assert.equal(d.b.where, 'remote');
+    assert.equal(d.transferBytesForB, 0);
+
     await ok(['remove', '--remote', `${reg.host}/other/ops:2`], home);
     const gone = await runKit(['inspect', '--remote', `${reg.host}/other/ops:2`], { home });
     assert.equal(gone.code, 3);
