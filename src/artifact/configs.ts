@@ -47,7 +47,19 @@ function parameterString(params: unknown, key: string): string | undefined {
   return undefined;
 }
 
-export function buildModelPackConfig(k: Kitfile, diffIds: Digest[], created: Date): ModelPackConfig {
+/**
+ * Descriptor fields an importer knows and the Kitfile does not carry (`kit import`: the Hub
+ * repository and commit). `sourceURL` and `revision` may also come from model parameters of the
+ * same names; these win.
+ */
+export interface DescriptorExtras {
+  sourceURL?: string;
+  revision?: string;
+  docURL?: string;
+  family?: string;
+}
+
+export function buildModelPackConfig(k: Kitfile, diffIds: Digest[], created: Date, extras: DescriptorExtras = {}): ModelPackConfig {
   const m = k.model;
   const p = k.package;
   const descriptor: ModelPackConfig['descriptor'] = { createdAt: rfc3339(created) };
@@ -61,6 +73,11 @@ export function buildModelPackConfig(k: Kitfile, diffIds: Digest[], created: Dat
   if (description) descriptor.description = description;
   const licenses = [...new Set([m?.license, p?.license].map(nonEmpty).filter((x): x is string => x !== undefined))];
   if (licenses.length > 0) descriptor.licenses = licenses;
+  // Provenance (kit import): explicit extras, else model parameters of the same name.
+  for (const key of ['family', 'docURL', 'sourceURL', 'revision'] as const) {
+    const v = nonEmpty(extras[key]) ?? (key === 'sourceURL' || key === 'revision' ? parameterString(m?.parameters, key) : undefined);
+    if (v) descriptor[key] = v;
+  }
 
   const config: ModelPackConfig['config'] = {};
   const format = nonEmpty(m?.format) ?? nonEmpty(m?.framework);

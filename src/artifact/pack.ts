@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { KitError, ExitCode } from '../errors.js';
 import { Annotation, MediaType, type Descriptor, type ImageManifest } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -10,7 +10,8 @@ import type { Kitfile } from '../kitfile/schema.js';
 import { writeRawLayer, writeTarLayer, type LayerResult } from '../layers/tar-writer.js';
 import type { Compression } from '../layers/compression.js';
 import type { LocalStore } from '../store/local-store.js';
-import { buildKitOpsConfig, buildModelPackConfig, rfc3339, type LayerInfo } from './configs.js';
+import { writeError } from '../store/fs-util.js';
+import { buildKitOpsConfig, buildModelPackConfig, rfc3339, type DescriptorExtras, type LayerInfo } from './configs.js';
 import { KitAnnotation, KitOps, ModelPack, ModelPackAnnotation, kitOpsLayerType, modelPackLayerType, type ArtifactFormat, type LayerEncoding } from './media-types.js';
 import { planLayers, type LayerFormat, type PlannedLayer } from './plan.js';
 import { KIT_VERSION } from '../version.js';
@@ -27,6 +28,19 @@ export interface PackOptions {
   /** Where layers, config and manifest go: the local store, or a staging area for `pack --push`. */
   sink: PackSink;
   onEvent?: (e: PackEvent) => void;
+  /**
+   * Supply chain hook: called with what was packed once the manifest is written and tagged
+   * (`kit pack --provenance` attaches its SLSA provenance and CycloneDX ML-BOM here, see
+   * src/supplychain/attach.ts).
+   */
+  onPacked?: (packed: PackedArtifact) => Promise<void>;
+  /**
+   * Optional, for importers (`kit import`): extra manifest annotations (e.g.
+   * `org.opencontainers.image.source` / `.revision`; kit's own annotations win on a clash) and
+   * ModelPack config descriptor fields that have no place in the Kitfile.
+   */
+  annotations?: Record<string, string>;
+  descriptorExtras?: DescriptorExtras;
 }
 
 /**
@@ -47,6 +61,23 @@ export type PackEvent =
   | { type: 'layer-start'; index: number; path: string; bytes: number }
   | { type: 'layer-progress'; index: number; bytes: number }
   | { type: 'layer-done'; index: number; path: string; digest: Digest; size: number; existed: boolean };
+
+/** What the onPacked hook is told: enough to describe the artifact and every input of it. */
+export interface PackedArtifact {
+  descriptor: Descriptor;
+  manifest: ImageManifest;
+  kitfile: Kitfile;
+  /** The Kitfile as read, and where from (`<stdin>` for -f -). */
+  kitfileText: string;
+  kitfileFile: string;
+  contextDir: string;
+  created: Date;
+  tags: string[];
+  format: ArtifactFormat;
+  layerFormat: LayerFormat;
+  compression: Compression;
+  layers: Array<{ planned: PlannedLayer; descriptor: Descriptor }>;
+}
 
 export interface PackResult {
   digest: Digest;
@@ -82,7 +113,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   const refs = opts.tags.map((t) => formatReference(parseReferenceWithDefaultTag(t)));
   const created = buildTime();
   const mtime = layerTime();
-  const { kitfile, text } = await loadKitfile({ contextDir: opts.contextDir, ...(opts.kitfile !== undefined ? { file: opts.kitfile } : {}) });
+  const { kitfile, text, file: kitfileFile } = await loadKitfile({ contextDir: opts.contextDir, ...(opts.kitfile !== undefined ? { file: opts.kitfile } : {}) });
   const ignore = await loadKitignore(opts.contextDir);
   const plan = await planLayers({ contextDir: opts.contextDir, kitfile, ignore, format: opts.format, layerFormat: opts.layerFormat });
   if (plan.length === 0) {
@@ -113,6 +144,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     config,
     layers,
     annotations: {
+      ...opts.annotations,
       [Annotation.Created]: rfc3339(created),
       [KitAnnotation.Kitfile]: text,
       [KitAnnotation.CliVersion]: KIT_VERSION,
@@ -121,6 +153,20 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   const desc = await opts.sink.addJson(manifest, MediaType.ImageManifest);
   const tagged: Descriptor = { ...desc, artifactType: manifest.artifactType! };
   for (const ref of refs) await opts.sink.tag(tagged, ref);
+  await opts.onPacked?.({
+    descriptor: tagged,
+    manifest,
+    kitfile,
+    kitfileText: text,
+    kitfileFile,
+    contextDir: opts.contextDir,
+    created,
+    tags: refs,
+    format: opts.format,
+    layerFormat: opts.layerFormat,
+    compression: opts.compression,
+    layers: built.map((b, i) => ({ planned: b.layer, descriptor: layers[i]! })),
+  });
   return {
     digest: desc.digest,
     size: desc.size,
@@ -164,8 +210,14 @@ async function buildLayer(
   onProgress: (bytes: number) => void,
 ): Promise<{ result: LayerResult; existed: boolean }> {
   const tmp = store.ingestPath();
+  let out: WriteStream | undefined;
   try {
-    const out = createWriteStream(tmp, { flags: 'wx' });
+    // Opened before anything else: a store that cannot be written fails here, as one error,
+    // not later as an 'error' event nobody listens to yet (which killed the process).
+    const fh = await open(tmp, 'wx').catch((err: unknown) => {
+      throw writeError(err, tmp, store.root);
+    });
+    out = createWriteStream(tmp, { fd: fh });
     const result =
       compression === 'raw'
         ? await writeRawLayer(layer.entries[0]!.absPath, out, { onProgress })
@@ -174,6 +226,7 @@ async function buildLayer(
     await store.commitIngested(tmp, result.digest, result.size);
     return { result, existed };
   } catch (e) {
+    out?.destroy(); // closes the file when the source failed before anything was written
     await rm(tmp, { force: true });
     throw e;
   }
@@ -207,6 +260,6 @@ async function writeConfig(
     for (const { layer, result } of built) info.set(`${layer.section}:${layer.entryIndex}`, { digest: result.digest, diffId: result.diffId });
     return opts.sink.addJson(buildKitOpsConfig(kitfile, info), KitOps.Config);
   }
-  const cfg = buildModelPackConfig(kitfile, built.map((b) => b.result.diffId), created);
+  const cfg = buildModelPackConfig(kitfile, built.map((b) => b.result.diffId), created, opts.descriptorExtras);
   return opts.sink.addJson(cfg, ModelPack.Config);
 }

@@ -1,5 +1,5 @@
 import { KitError } from '../errors.js';
-import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
+import { MediaType, type Descriptor, type ImageManifest } from '../oci/descriptor.js';
 import { readJsonBlob } from '../oci/read-json.js';
 import type { Target } from '../oci/target.js';
 import { normalizeKitfilePath, parseKitfile, serializeKitfile } from '../kitfile/load.js';
@@ -46,6 +46,12 @@ export interface LoadedArtifact {
 /** Resolve a reference on a target and read everything but the layer contents. */
 export async function loadArtifact(target: Target, ref: string): Promise<LoadedArtifact> {
   const descriptor = await target.resolve(ref);
+  if (descriptor.mediaType !== MediaType.ImageManifest) {
+    // Checked before reading: the bytes of anything else would be fetched (and trusted) as a blob.
+    throw new KitError('MANIFEST_INVALID', `the manifest of ${ref} (${descriptor.digest}) has media type ${descriptor.mediaType}, not an OCI image manifest`, {
+      hint: 'kit unpacks ModelPack and KitOps artifacts, which are OCI image manifests',
+    });
+  }
   const manifest = parseManifest(await readJsonBlob(target, descriptor, `manifest of ${ref}`), `manifest of ${ref}`);
   const config = await readJsonBlob(target, manifest.config, `config of ${ref}`);
   const format = detectFormat(manifest);

@@ -1,6 +1,7 @@
-import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { KitError, ExitCode } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import type { Target } from '../oci/target.js';
 import { VerifyingStream } from '../oci/verify.js';
 import { extractTarLayer, safeJoin, writeRawFile, type ExistingPolicy } from '../layers/extract.js';
@@ -17,6 +18,12 @@ export interface UnpackOptions {
   filters: string[];
   existing: ExistingPolicy;
   onEvent?: (e: UnpackEvent) => void;
+  /**
+   * Supply chain (`kit unpack --verify-key`): called with the source and the resolved manifest
+   * before anything is read or written; throwing refuses the artifact. The unpack then goes by
+   * that digest, so a tag moved in between changes nothing.
+   */
+  verify?: (source: Target, subject: Descriptor) => Promise<void>;
 }
 
 export type UnpackEvent =
@@ -37,7 +44,13 @@ const INFLATE_SLACK = 64 * 1024 * 1024;
 
 export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
   const filters = parseFilters(opts.filters);
-  const artifact = await loadArtifact(opts.source, opts.ref);
+  let ref = opts.ref;
+  if (opts.verify) {
+    const subject = await opts.source.resolve(ref);
+    await opts.verify(opts.source, subject);
+    ref = subject.digest;
+  }
+  const artifact = await loadArtifact(opts.source, ref);
   const selected = selectLayers(artifact, filters);
   const withKitfile = selectsKitfile(filters);
 
@@ -46,12 +59,14 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
   await refuseExisting(opts, selected, withKitfile);
 
   await mkdir(opts.dest, { recursive: true });
+  const started = Date.now();
   for (const [index, layer] of selected.entries()) {
     opts.onEvent?.({ type: 'layer-start', index, total: selected.length, path: layer.path, bytes: layer.descriptor.size });
     await unpackLayer(opts, layer, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
     opts.onEvent?.({ type: 'layer-done', index, path: layer.path });
   }
   if (withKitfile) await writeKitfile(opts, artifact.kitfileText);
+  await removeStaleTemps(opts.dest, selected, started);
   return {
     digest: artifact.descriptor.digest,
     dest: opts.dest,
@@ -103,6 +118,41 @@ async function unpackLayer(opts: UnpackOptions, layer: ArtifactLayer, onProgress
   const compression = encodingCompression(layer.encoding);
   const maxBytes = compression === 'none' ? d.size : d.size * INFLATE_RATIO + INFLATE_SLACK;
   await extractTarLayer(input, { dest: opts.dest, existing: opts.existing, compression, maxBytes, onProgress });
+}
+
+/**
+ * Temp files an earlier unpack left when it was killed (files are written to a temp name
+ * beside their final path, then renamed): `.kit-partial-*` (layers/extract.ts) and
+ * `Kitfile.kit-<pid>.tmp`. Only in the folders this artifact's layers occupy, and only those
+ * not written to since this unpack started, so a concurrent unpack's are left alone.
+ */
+async function removeStaleTemps(dest: string, layers: ArtifactLayer[], before: number): Promise<void> {
+  const dirs = new Set<string>([dest]);
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      if (e.isDirectory() && !dirs.has(join(dir, e.name))) {
+        dirs.add(join(dir, e.name));
+        await walk(join(dir, e.name));
+      }
+    }
+  };
+  for (const l of layers) {
+    const abs = safeJoin(dest, l.path);
+    dirs.add(dirname(abs));
+    if (l.encoding !== 'raw') {
+      dirs.add(abs);
+      await walk(abs);
+    }
+  }
+  for (const dir of dirs) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (!name.startsWith('.kit-partial-') && !/^Kitfile\.kit-\d+\.tmp$/.test(name)) continue;
+      const st = await lstat(join(dir, name)).catch(() => undefined);
+      if (st?.isFile() && st.mtimeMs < before) await rm(join(dir, name), { force: true }).catch(() => undefined);
+    }
+  }
 }
 
 async function writeKitfile(opts: UnpackOptions, text: string): Promise<void> {

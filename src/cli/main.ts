@@ -3,6 +3,7 @@ import { reportError } from './report-error.js';
 import { KIT_VERSION } from '../version.js';
 import { registerInit } from './commands/init.js';
 import { registerPack } from './commands/pack.js';
+import { registerImport } from './commands/import.js';
 import { registerList } from './commands/list.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerInfo } from './commands/info.js';
@@ -14,6 +15,12 @@ import { registerPush } from './commands/push.js';
 import { registerDiff } from './commands/diff.js';
 import { registerPull } from './commands/pull.js';
 import { registerLogin, registerLogout } from './commands/login.js';
+import { registerKey } from './commands/key.js';
+import { registerSign } from './commands/sign.js';
+import { registerVerify } from './commands/verify.js';
+import { registerAttest } from './commands/attest.js';
+import { registerReferrers } from './commands/referrers.js';
+import { registerStore } from './commands/store.js';
 
 /**
  * The program. Command files only declare flags; each action imports the module that does
@@ -26,7 +33,7 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'show details, and stack traces on errors')
     .showSuggestionAfterError(true)
     .configureHelp({ sortSubcommands: false });
-  for (const register of [registerInit, registerPack, registerList, registerInspect, registerInfo, registerTag, registerRemove, registerUnpack, registerPush, registerPull, registerLogin, registerLogout, registerDiff, registerVersion]) {
+  for (const register of [registerInit, registerPack, registerImport, registerList, registerInspect, registerInfo, registerTag, registerRemove, registerUnpack, registerPush, registerPull, registerLogin, registerLogout, registerStore, registerDiff, registerKey, registerSign, registerVerify, registerAttest, registerReferrers, registerVersion]) {
     register(program);
   }
   program.exitOverride();

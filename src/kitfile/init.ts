@@ -12,13 +12,17 @@
  *  3. weights become the model: the largest weight unit (a set of shards counts as one) is
  *     `model.path` (its first shard), every other weight file a part; tokenizer and config files
  *     in a directory that holds weights become parts too;
- *  4. remaining files are grouped: a directory whose files are all of one kind becomes one entry.
+ *  4. remaining files are grouped: a directory whose files are all of one kind becomes one entry;
+ *  5. the model's parameters are filled from the files themselves (enrich.ts): safetensors headers
+ *     (paramSize, precision), config.json (architecture, model type, dtype, quantization) and the
+ *     README's model card (license, base model, pipeline tag, tags).
  */
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { ExitCode, KitError, errnoCode } from '../errors.js';
+import { enrichKitfile } from './enrich.js';
 import { loadKitignoreMatcher, type KitIgnoreMatcher } from './ignore.js';
 import { serializeKitfile } from './load.js';
 import { KITFILE_NAMES } from './names.js';
@@ -37,6 +41,8 @@ export interface InitOptions {
   name?: string;
   description?: string;
   author?: string;
+  /** Fill model parameters from safetensors headers, config.json and the model card (default true). */
+  enrich?: boolean;
 }
 
 // ---- walking ------------------------------------------------------------------------------------
@@ -349,6 +355,9 @@ export async function generateKitfile(dir: string, opts: InitOptions = {}): Prom
   if (datasets.length > 0) kitfile.datasets = datasets;
   if (docs.length > 0) kitfile.docs = docs;
   if (prompts.length > 0) kitfile.prompts = prompts;
+
+  // 5. what the files say about the model
+  if (opts.enrich !== false) await enrichKitfile(root, kitfile);
   return kitfile;
 }
 

@@ -62,21 +62,83 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset: numb
       hint: 'the partial download does not fit the blob; delete it and download again',
     });
   }
-  if (res.status === 200) return offset > 0 ? skip(res.body, offset) : res.body;
+  if (res.status === 200) {
+    checkLength(ctx, desc, res.body, parseLength(res.headers['content-length']), desc.size);
+    return expectBytes(offset > 0 ? skip(res.body, offset) : res.body, desc.size - offset, `blob ${digest} from ${ctx.display}`);
+  }
   if (res.status === 206 && offset > 0) {
-    const start = rangeStart(res.headers['content-range']);
-    if (start === undefined || start === offset) return res.body;
-    if (start < offset) return skip(res.body, offset - start);
-    res.body.destroy();
-    throw new KitError('RANGE_INVALID', `${ctx.display} answered blob ${digest} from byte ${start}, after the ${offset} asked for`);
+    const range = parseContentRange(res.headers['content-range']);
+    if (range?.total !== undefined) checkLength(ctx, desc, res.body, range.total, desc.size);
+    const start = range?.start;
+    let body: Readable;
+    if (start === undefined || start === offset) body = res.body;
+    else if (start < offset) body = skip(res.body, offset - start);
+    else {
+      discard(res.body);
+      throw new KitError('RANGE_INVALID', `${ctx.display} answered blob ${digest} from byte ${start}, after the ${offset} asked for`);
+    }
+    return expectBytes(body, desc.size - offset, `blob ${digest} from ${ctx.display}`);
   }
   throw await registryError(res, 'fetch blob', `${ctx.display}@${digest}`);
 }
 
-/** `bytes 100-199/1000` -> 100 */
-function rangeStart(contentRange: string | undefined): number | undefined {
-  const m = /^bytes\s+(\d+)-\d+\/(?:\d+|\*)$/i.exec(contentRange?.trim() ?? '');
-  return m ? Number(m[1]) : undefined;
+/**
+ * A blob whose length, as the registry states it, is not the descriptor's: refused before a
+ * byte is read (more would be a lie to fill the disk, fewer a blob that cannot match).
+ */
+function checkLength(ctx: RepoContext, desc: Descriptor, body: Readable, stated: number | undefined, expected: number): void {
+  if (stated === undefined || stated === expected) return;
+  discard(body);
+  throw new KitError('SIZE_MISMATCH', `${ctx.display} serves blob ${desc.digest} as ${stated} bytes, but the manifest says ${expected}`, {
+    hint: 'the artifact is malformed or the registry is misbehaving; nothing was kept',
+  });
+}
+
+/**
+ * Drops a response body unread. undici's body emits an 'error' (RequestAbortedError) when it is
+ * destroyed before its end: without a listener that would crash the process.
+ */
+function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+function parseLength(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d+$/.test(v.trim())) return undefined;
+  const n = Number(v.trim());
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** `bytes 100-199/1000` -> { start: 100, total: 1000 } (total undefined for `*`). */
+function parseContentRange(contentRange: string | undefined): { start: number; total?: number } | undefined {
+  const m = /^bytes\s+(\d+)-\d+\/(\d+|\*)$/i.exec(contentRange?.trim() ?? '');
+  if (!m) return undefined;
+  return m[2] === '*' ? { start: Number(m[1]) } : { start: Number(m[1]), total: Number(m[2]) };
+}
+
+/**
+ * The body, failing with DOWNLOAD_INTERRUPTED when it ends cleanly before `expected` bytes (a
+ * chunked response cut short by a proxy looks complete to HTTP): the bytes received are good,
+ * so the download resumes from there rather than being thrown away as a size mismatch.
+ */
+function expectBytes(body: Readable, expected: number, what: string): Readable {
+  let seen = 0;
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      seen += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      if (seen >= expected) return cb();
+      cb(new KitError('DOWNLOAD_INTERRUPTED', `${what}: the response ended after ${seen} of ${expected} bytes`, {
+        hint: 'the connection or a proxy cut the download short; run the command again to resume it',
+      }));
+    },
+  });
+  pipeline(body, out, () => {
+    // Errors reach the consumer through `out`.
+  });
+  return out;
 }
 
 /** The stream without its first `n` bytes; errors and destruction travel both ways. */

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { KitError } from '../errors.js';
 import { Authorizer, sameOrigin, type Authorization } from './auth/authorizer.js';
@@ -28,6 +28,28 @@ export interface HttpClientOptions {
   maxDelayMs?: number;
   /** A server's Retry-After longer than this is shortened to it. */
   maxRetryAfterMs?: number;
+  /**
+   * How long a request may wait for the response headers, and how long a response body may go
+   * without delivering a byte, before the exchange counts as stalled (a transient failure,
+   * retried like a reset connection). Default: httpTimeoutMs() (60 s, or KIT_HTTP_TIMEOUT_MS).
+   */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUT_MS = 60_000;
+
+/**
+ * The stall timeout: `KIT_HTTP_TIMEOUT_MS` when it is a positive whole number of milliseconds,
+ * else 60 s. undici's own defaults (300 s each) would leave a hung registry blocking a pull or a
+ * push for five minutes per attempt.
+ */
+export function httpTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env['KIT_HTTP_TIMEOUT_MS'];
+  if (raw !== undefined && /^\d+$/.test(raw.trim())) {
+    const n = Number(raw.trim());
+    if (Number.isSafeInteger(n) && n > 0) return n;
+  }
+  return DEFAULT_HTTP_TIMEOUT_MS;
 }
 
 const DEFAULT_TEXT_LIMIT = 4 * 1024 * 1024;
@@ -211,6 +233,7 @@ export class HttpRegistryClient implements RegistryClient {
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #maxRetryAfterMs: number;
+  readonly #timeoutMs: number;
 
   constructor(opts: HttpClientOptions) {
     this.registry = opts.registry;
@@ -222,6 +245,7 @@ export class HttpRegistryClient implements RegistryClient {
     this.#baseDelayMs = Math.max(0, opts.baseDelayMs);
     this.#maxDelayMs = opts.maxDelayMs ?? 10_000;
     this.#maxRetryAfterMs = opts.maxRetryAfterMs ?? 60_000;
+    this.#timeoutMs = opts.timeoutMs ?? httpTimeoutMs();
     this.#authorizer = new Authorizer({
       registry: opts.registry,
       origin: this.#base,
@@ -368,19 +392,35 @@ export class HttpRegistryClient implements RegistryClient {
   }
 
   async #sendOnce(x: Exchange): Promise<RegistryResponse> {
-    const body = x.method === 'GET' || x.method === 'HEAD' ? undefined : x.body?.();
+    const raw = x.method === 'GET' || x.method === 'HEAD' ? undefined : x.body?.();
+    // undici's headersTimeout runs from the start of the request, body upload included: a chunk
+    // on a slow link would be cut while it is still moving. Requests with a sizeable body get
+    // a watchdog instead, that times out only when the upload stops moving, or when the answer
+    // does not come within the timeout once the body is sent.
+    const watched = raw !== undefined && typeof raw !== 'string' && (!Buffer.isBuffer(raw) || raw.length > WATCHED_BODY_BYTES);
+    const watch = watched ? new StallWatchdog(this.#timeoutMs, x.signal) : undefined;
+    const headers = watch && Buffer.isBuffer(raw) && headerOf(x.headers, 'content-length') === undefined ? { ...x.headers, 'content-length': String(raw.length) } : x.headers;
+    const body = watch ? watch.track(Buffer.isBuffer(raw) ? bufferStream(raw) : (raw as Readable)) : raw;
     try {
       const r = await this.#dispatcher.request({
         origin: x.url.origin,
         path: x.url.pathname + x.url.search,
         method: x.method as Dispatcher.HttpMethod,
-        headers: x.headers,
+        headers,
         body: body ?? null,
-        signal: x.signal ?? null,
+        signal: watch?.signal ?? x.signal ?? null,
+        // A stalled exchange fails with UND_ERR_HEADERS_TIMEOUT / UND_ERR_BODY_TIMEOUT (transient):
+        // the body timeout is an idle timer, so a slow but moving download is never cut.
+        headersTimeout: watch ? 0 : this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
       });
+      watch?.done();
       return toResponse(r.statusCode, r.headers, r.body, x.url);
     } catch (err) {
+      watch?.done();
       if (body && typeof body === 'object' && 'destroy' in body && typeof body.destroy === 'function') body.destroy();
+      // The watchdog's own abort: a stall, as undici would have reported it.
+      if (watch?.fired) throw watch.fired;
       throw err;
     }
   }
@@ -414,6 +454,85 @@ export class HttpRegistryClient implements RegistryClient {
       default:
         return err;
     }
+  }
+}
+
+/** Bodies up to this size go out as they are; bigger ones are watched for stalls. */
+const WATCHED_BODY_BYTES = 256 * 1024;
+const BODY_PIECE = 256 * 1024;
+
+function headerOf(h: Record<string, string>, name: string): string | undefined {
+  for (const [k, v] of Object.entries(h)) if (k.toLowerCase() === name) return v;
+  return undefined;
+}
+
+/** A buffer as a stream of pieces, so that its upload can be watched as it is pulled. */
+function bufferStream(buf: Buffer): Readable {
+  let at = 0;
+  return new Readable({
+    read() {
+      if (at >= buf.length) return void this.push(null);
+      const end = Math.min(buf.length, at + BODY_PIECE);
+      this.push(buf.subarray(at, end));
+      at = end;
+    },
+  });
+}
+
+/**
+ * Aborts a request whose body upload has not moved for `timeoutMs`, or whose answer has not begun
+ * `timeoutMs` after the body was sent. The error has undici's code for a headers timeout, so the
+ * exchange is retried like any other stall. Progress is seen as the transport takes the body, so
+ * bytes still queued in the operating system's socket buffer (a few MiB) count as sent: only a
+ * link too slow to drain that buffer within the timeout is mistaken for a stall.
+ */
+class StallWatchdog {
+  readonly #controller = new AbortController();
+  readonly #timeoutMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  fired: Error | undefined;
+
+  constructor(timeoutMs: number, outer: AbortSignal | undefined) {
+    this.#timeoutMs = timeoutMs;
+    if (outer) {
+      if (outer.aborted) this.#controller.abort(outer.reason);
+      else outer.addEventListener('abort', () => this.#controller.abort(outer.reason), { once: true });
+    }
+    this.#arm();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Re-arms the timer on every piece of `body` the transport takes. */
+  track(body: Readable): Readable {
+    const watched = new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.#arm();
+        cb(null, chunk);
+      },
+      flush: (cb) => {
+        this.#arm(); // the body is out: the answer has timeoutMs to begin
+        cb();
+      },
+    });
+    body.once('error', (e) => watched.destroy(e));
+    return body.pipe(watched);
+  }
+
+  done(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.fired = Object.assign(new Error(`no progress for ${this.#timeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+      this.#controller.abort(this.fired);
+    }, this.#timeoutMs);
+    this.#timer.unref?.();
   }
 }
 

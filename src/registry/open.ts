@@ -3,7 +3,7 @@ import { parseReference, type Reference } from '../oci/reference.js';
 import type { RegistrySettings } from './types.js';
 import { createRegistryClient } from './client.js';
 import { findCredential } from './credentials/index.js';
-import { RemoteRepository } from './repository.js';
+import { RemoteRepository, type RemoteRepositoryOptions } from './repository.js';
 
 /** A remote repository ready to use, and the reference that named it. */
 export interface OpenedRepository {
@@ -13,16 +13,20 @@ export interface OpenedRepository {
   selector: string;
 }
 
-export async function openRepository(input: string, settings: RegistrySettings = {}, opts: { requireSelector?: boolean } = {}): Promise<OpenedRepository> {
+export async function openRepository(
+  input: string,
+  settings: RegistrySettings = {},
+  opts: { requireSelector?: boolean; repository?: RemoteRepositoryOptions } = {},
+): Promise<OpenedRepository> {
   const ref = parseReference(input);
   if (opts.requireSelector === false && ref.tag === undefined && ref.digest === undefined) {
     const client = await createRegistryClient(ref.registry, { settings, credentials: findCredential });
-    return { repo: new RemoteRepository(client, ref.repository), ref, selector: '' };
+    return { repo: new RemoteRepository(client, ref.repository, opts.repository), ref, selector: '' };
   }
   const selector = ref.digest ?? ref.tag ?? 'latest';
   if (ref.tag === undefined && ref.digest === undefined) ref.tag = 'latest';
   const client = await createRegistryClient(ref.registry, { settings, credentials: findCredential });
-  return { repo: new RemoteRepository(client, ref.repository), ref, selector };
+  return { repo: new RemoteRepository(client, ref.repository, opts.repository), ref, selector };
 }
 
 export function requireTag(ref: Reference, input: string): string {

@@ -16,7 +16,8 @@ import {
 import { listReferrers, pushReferrer } from './referrers.js';
 import { listTags, tagManifest, type ListOptions } from './tags.js';
 import type { RegistryClient } from './types.js';
-import { mountBlob, pushBlob, type UploadOptions } from './upload.js';
+import { mountBlob, pushBlob } from './upload.js';
+import { MemoryUploadSessions, pushBlobResumable, type ResumableUploadOptions } from './upload-session.js';
 
 /**
  * What the per-concern modules (blobs, manifests, upload, tags, referrers) need to know about
@@ -39,7 +40,8 @@ export interface RepoContext {
 }
 
 export interface RemoteRepositoryOptions {
-  upload?: UploadOptions;
+  /** Upload tuning; `sessions` keeps chunked uploads resumable across runs (default: in memory). */
+  upload?: ResumableUploadOptions;
 }
 
 /**
@@ -51,12 +53,12 @@ export class RemoteRepository implements Target {
   readonly client: RegistryClient;
   readonly repository: string;
   private readonly ctx: RepoContext;
-  private readonly uploadOptions: UploadOptions;
+  private readonly uploadOptions: ResumableUploadOptions;
 
   constructor(client: RegistryClient, repository: string, opts: RemoteRepositoryOptions = {}) {
     this.client = client;
     this.repository = checkRepositoryName(repository);
-    this.uploadOptions = opts.upload ?? {};
+    this.uploadOptions = { sessions: new MemoryUploadSessions(), ...opts.upload };
     this.ctx = createContext(client, this.repository);
   }
 
@@ -93,6 +95,18 @@ export class RemoteRepository implements Target {
     if (!isManifestKind(desc.mediaType)) return pushBlob(this.ctx, desc, content, this.uploadOptions);
     const bytes = await readCapped(content, MAX_MANIFEST_BYTES, `manifest ${desc.digest}`);
     await putManifest(this.ctx, desc, bytes);
+  }
+
+  /**
+   * A blob from a source that can be read again from any offset (`open(offset)`): big blobs go
+   * in chunks through an upload session that survives failures and, with a session store, runs
+   * (upload-session.ts). The graph copy uses this whenever the destination is a registry.
+   */
+  pushResumable(desc: Descriptor, open: (offset: number) => Promise<Readable>): Promise<{ resumedFrom: number }> {
+    if (isManifestKind(desc.mediaType)) {
+      return open(0).then((s) => this.push(desc, s)).then(() => ({ resumedFrom: 0 }));
+    }
+    return pushBlobResumable(this.ctx, desc, open, this.uploadOptions);
   }
 
   /** Tags a manifest already in this repository (its bytes are fetched and PUT under the tag). */

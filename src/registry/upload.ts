@@ -68,7 +68,7 @@ export function uploadHints(client: RegistryClient): UploadHints {
   return hints;
 }
 
-interface Blob {
+export interface Blob {
   digest: Digest;
   size: number;
 }
@@ -134,13 +134,13 @@ function effectiveChunkSize(opts: UploadOptions, hints: UploadHints, minChunk: n
 
 // ------------------------------------------------------------------ session
 
-interface Session {
+export interface Session {
   location: string;
   /** OCI-Chunk-Min-Length: every chunk but the last must be at least this long. */
   minChunk: number;
 }
 
-async function openSession(ctx: RepoContext): Promise<Session> {
+export async function openSession(ctx: RepoContext): Promise<Session> {
   const res = await ctx.client.request({
     method: 'POST',
     url: ctx.path('uploads'),
@@ -190,7 +190,7 @@ export function uploadLocation(ctx: RepoContext, res: RegistryResponse, fallback
 }
 
 /** Appends `digest=` without re-encoding the rest of the query (some Locations are signed). */
-function withDigest(location: string, digest: Digest): string {
+export function withDigest(location: string, digest: Digest): string {
   const hash = location.indexOf('#');
   const base = hash >= 0 ? location.slice(0, hash) : location;
   return `${base}${base.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
@@ -259,7 +259,7 @@ async function monolithic(ctx: RepoContext, blob: Blob, reader: ContentReader, h
   throw codesOf(err).includes('DIGEST_INVALID') ? digestRejected(ctx, blob) : err;
 }
 
-function checkStoredDigest(ctx: RepoContext, res: RegistryResponse, blob: Blob): void {
+export function checkStoredDigest(ctx: RepoContext, res: RegistryResponse, blob: Blob): void {
   const stored = res.headers['docker-content-digest'];
   if (stored !== undefined && /^sha256:/.test(stored) && stored !== blob.digest) {
     throw new KitError('DIGEST_MISMATCH', `${ctx.display} stored blob ${blob.digest} as ${stored}`, {
@@ -269,11 +269,11 @@ function checkStoredDigest(ctx: RepoContext, res: RegistryResponse, blob: Blob):
 }
 
 /** The registry's own error codes (DIGEST_INVALID, BLOB_UPLOAD_UNKNOWN, ...) carried by an error. */
-function codesOf(err: KitError): string[] {
+export function codesOf(err: KitError): string[] {
   return err instanceof RegistryHttpError ? err.registryErrors.map((e) => e.code) : [];
 }
 
-function digestRejected(ctx: RepoContext, blob: Blob): KitError {
+export function digestRejected(ctx: RepoContext, blob: Blob): KitError {
   return new KitError('DIGEST_MISMATCH', `${ctx.display} rejected blob ${blob.digest}: the uploaded content does not hash to that digest`, {
     hint: 'the source content is corrupt or changed while it was read; verify it (`kit verify`) and push again',
   });
@@ -282,7 +282,7 @@ function digestRejected(ctx: RepoContext, blob: Blob): KitError {
 // ------------------------------------------------------------------ chunked
 
 /** PATCH statuses that, on the first chunk, mean "this registry does not take chunked uploads". */
-const CHUNKED_REFUSED = new Set([400, 404, 405, 413, 416, 501]);
+export const CHUNKED_REFUSED = new Set([400, 404, 405, 413, 416, 501]);
 
 /**
  * One chunked upload session. `offset` is what the registry holds; each PATCH carries
@@ -384,8 +384,8 @@ class ChunkedUpload {
   private async resync(chunkStart: number, chunkLength: number): Promise<void> {
     const res = await this.ctx.client.request({ method: 'GET', url: this.location, scopes: this.ctx.scopes.push });
     if (res.status !== 204 && res.status !== 200 && res.status !== 202) {
-      // distribution, for one, drops a session whose state token is stale (a PATCH that landed
-      // but whose answer was lost): then there is nothing to resume.
+      // distribution, for one, refuses an upload URL whose state token is stale (a PATCH that
+      // landed but whose answer was lost): then there is nothing to resume.
       throw await registryError(res, 'resume the interrupted upload of blob', `${this.ctx.display}@${this.blob.digest}`);
     }
     await res.dump();
@@ -427,7 +427,7 @@ class ChunkedUpload {
  * `Range: 0-<last>` (also `bytes=0-<last>`) -> bytes held. distribution answers `0-0` for an
  * empty session as well as for one byte; with nothing confirmed yet, that reads as 0.
  */
-function heldBytes(range: string | undefined, confirmed: number): number | undefined {
+export function heldBytes(range: string | undefined, confirmed: number): number | undefined {
   if (range === undefined) return undefined;
   const m = /^(?:bytes=)?0-(\d+)$/.exec(range.trim());
   if (!m) return undefined;
@@ -478,7 +478,7 @@ export async function mountBlob(ctx: RepoContext, desc: Descriptor, fromReposito
  * declared size: more bytes than declared, or fewer, is a SIZE_MISMATCH. Bytes handed out can
  * be given back (`unread`) when a request was refused before the registry kept them.
  */
-class ContentReader {
+export class ContentReader {
   /** The first size error, kept so that it can explain a request that failed because of it. */
   error: KitError | undefined;
   private readonly it: AsyncIterator<Buffer>;

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ExitCode, KitError } from '../errors.js';
+import { ExitCode, KitError, errnoCode } from '../errors.js';
 import { digestHex, hasherDigest, isDigest, newHasher, parseDigest, sha256, type Digest } from '../oci/digest.js';
 import {
   Annotation,
@@ -23,6 +23,7 @@ import { createFileOnce, fsyncDir, fsyncFile, isNotFound, isPermissionError, wri
 import { childrenOf, hasChildren, type GraphNode } from './graph.js';
 import { emptyIndex, readIndexFile, serializeIndex } from './index-file.js';
 import { defaultStoreRoot } from './paths.js';
+import { describeIngest, ingestKeepReason, inspectIngest, inspectUploads, tempName, type IngestEntry, type IngestKind, type OwnerState } from './gc.js';
 
 /** A tagged entry of index.json: `ref` is the full reference kept in org.opencontainers.image.ref.name. */
 export interface TagEntry {
@@ -37,11 +38,45 @@ export interface StoreProblem {
   message: string;
 }
 
+/** Something an interrupted (or running) command left: not damage, reused or removed later. */
+export interface Leftover {
+  path: string;
+  kind: IngestKind;
+  bytes: number;
+  owner: OwnerState;
+  pid?: number;
+  ageSeconds: number;
+  message: string;
+}
+
 export interface VerifyReport {
+  /** No problem at all, ingest leftovers included. */
   ok: boolean;
+  /** Nothing damaged: every blob matches its digest and every index entry resolves fully (leftovers allowed). */
+  clean: boolean;
+  /** Every problem; `ingest-leftover` ones are also listed, with details, in `leftovers`. */
   problems: StoreProblem[];
+  leftovers: Leftover[];
   blobs: number;
   bytes: number;
+  /** Index entries with a reference name. */
+  tags: number;
+  /** Every index entry (tags, and untagged ones such as referrers), each checked to resolve fully. */
+  entries: number;
+  /** Blobs no index entry reaches (what `kit store gc` would remove, grace period aside). */
+  unreferenced: { blobs: number; bytes: number };
+}
+
+export interface GcOptions {
+  /** Unreferenced blobs and ingest files younger than this are kept (a running command may still tag them). */
+  graceMs: number;
+  /** Ignore the grace period (files owned by a running process are still kept). */
+  now?: boolean;
+}
+
+export interface GcReport {
+  blobs: { removed: Digest[]; bytes: number; keptYoung: number; keptYoungBytes: number };
+  ingest: { removed: string[]; bytes: number; kept: Array<{ path: string; reason: string }> };
 }
 
 const READ_CHUNK = 1024 * 1024;
@@ -85,6 +120,11 @@ export class LocalStore implements Target {
 
   private get ingestDir(): string {
     return join(this.root, 'ingest');
+  }
+
+  /** Upload sessions of interrupted pushes (store/upload-sessions.ts); cleaned by collectGarbage. */
+  private get uploadsDir(): string {
+    return join(this.root, 'uploads');
   }
 
   private async ensureLayout(): Promise<void> {
@@ -181,7 +221,9 @@ export class LocalStore implements Target {
     checkSize(desc.size);
     if (await this.exists(desc)) return { resumedFrom: desc.size };
     const partial = join(this.ingestDir, `${digestHex(digest)}.partial`);
-    const release = await tryPidLock(`${partial}.lock`);
+    const release = await tryPidLock(`${partial}.lock`).catch((err: unknown) => {
+      throw writeError(err, `${partial}.lock`, this.root);
+    });
     if (!release) {
       await this.push(desc, await open(0));
       return { resumedFrom: 0 };
@@ -192,6 +234,9 @@ export class LocalStore implements Target {
         await rm(partial, { force: true });
         offset = 0;
       }
+      // A process killed while committing may have made it read-only (commitIngested) before
+      // the rename: writable again, or the append below fails for any user but root.
+      if (offset > 0) await chmod(partial, 0o644).catch(() => undefined);
       const hash = newHasher();
       if (offset > 0) {
         for await (const chunk of createReadStream(partial, { start: 0, end: offset - 1, highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
@@ -258,6 +303,99 @@ export class LocalStore implements Target {
         hint: 'push or pull the complete artifact into the store first',
       });
     });
+  }
+
+  // ---------------------------------------------------------------- referrers
+  // Supply chain (src/sign, src/supplychain): signatures, attestations and SBOMs attached to an
+  // artifact live in the layout as index.json entries without a ref name, naming their subject
+  // in the ReferrerAnnotation.Subject annotation (and cosign's older tag-based `.sig` / `.att`
+  // manifests, which carry no `subject` field, also in ReferrerAnnotation.Tag). `kit list`
+  // shows tags only; gc keeps a referrer exactly as long as its subject (referencedBlobs).
+
+  /**
+   * Stores a manifest that carries a `subject` (its blobs must be here already) and records it as
+   * a referrer of that subject: the same call as RemoteRepository.pushReferrer.
+   */
+  async pushReferrer(desc: Descriptor, bytes: Buffer, subject: Descriptor): Promise<void> {
+    const declared = (parseManifestHead(bytes, desc.digest).subject as { digest?: unknown } | undefined)?.digest;
+    if (declared !== subject.digest) {
+      throw new KitError('REFERRER_INVALID', `manifest ${desc.digest} does not name ${subject.digest} as its subject`, {
+        hint: 'a referrer must carry a "subject" descriptor of the manifest it refers to',
+      });
+    }
+    await this.push(desc, Readable.from([bytes]));
+    await this.addReferrerEntry(desc, bytes, subject.digest);
+  }
+
+  /** Stores a cosign tag-based attachment (`sha256-<hex>.sig` / `.att`), replacing the one kept for that tag. */
+  async attachByTag(desc: Descriptor, bytes: Buffer, subject: Descriptor, tag: string): Promise<void> {
+    await this.push(desc, Readable.from([bytes]));
+    await this.addReferrerEntry(desc, bytes, subject.digest, tag);
+  }
+
+  /** The referrers of `subject` kept here (tag-based attachments excluded: see attachedByTag). */
+  async referrers(subject: Descriptor, opts: { artifactType?: string } = {}): Promise<Descriptor[]> {
+    return (await this.readIndex()).manifests
+      .filter((e) => e.annotations?.[ReferrerAnnotation.Subject] === subject.digest && e.annotations?.[ReferrerAnnotation.Tag] === undefined)
+      .filter((e) => opts.artifactType === undefined || e.artifactType === opts.artifactType)
+      .map(referrerDescriptor);
+  }
+
+  /** The tag-based attachment kept for `subject` under `tag`, if any. */
+  async attachedByTag(subject: Descriptor, tag: string): Promise<Descriptor | undefined> {
+    const entry = (await this.readIndex()).manifests.find((e) => e.annotations?.[ReferrerAnnotation.Subject] === subject.digest && e.annotations?.[ReferrerAnnotation.Tag] === tag);
+    return entry && referrerDescriptor(entry);
+  }
+
+  private async addReferrerEntry(desc: Descriptor, bytes: Buffer, subject: Digest, tag?: string): Promise<void> {
+    parseDigest(subject, 'subject digest');
+    const head = parseManifestHead(bytes, desc.digest);
+    const entry = descriptorFields(desc);
+    const artifactType = typeof head.artifactType === 'string' ? head.artifactType : undefined;
+    if (artifactType !== undefined) entry.artifactType = artifactType;
+    const annotations: Record<string, string> = {};
+    for (const [k, v] of Object.entries((head.annotations as Record<string, unknown> | undefined) ?? {})) if (typeof v === 'string') annotations[k] = v;
+    annotations[ReferrerAnnotation.Subject] = subject;
+    if (tag !== undefined) annotations[ReferrerAnnotation.Tag] = tag;
+    entry.annotations = annotations;
+    await this.updateIndex(async (index) => {
+      // Under the lock, as in tag(): gc cannot take the blobs between this check and the write.
+      await this.ensureComplete(desc);
+      if ((await this.blobSize(subject)) === undefined) {
+        throw new KitError('BLOB_MISSING', `cannot attach ${desc.digest}: its subject ${subject} is not in the local store`, {
+          hint: 'pull or pack the artifact first',
+        });
+      }
+      const same = (e: Descriptor) => e.annotations?.[ReferrerAnnotation.Subject] === subject && e.annotations?.[ReferrerAnnotation.Tag] === tag;
+      if (index.manifests.some((e) => same(e) && e.digest === desc.digest)) return;
+      // A tag holds one manifest: the new one replaces the old (callers merge signatures first).
+      if (tag !== undefined) index.manifests = index.manifests.filter((e) => !same(e));
+      index.manifests.push(entry);
+    });
+  }
+
+  /**
+   * Drops the referrer entries whose subject is no longer reachable from a tag (its last tag was
+   * removed), under the held index lock; returns the blobs those referrers used, as candidates
+   * for removal (the caller's referencedBlobs() decides what is still needed).
+   */
+  private async dropOrphanReferrers(held: HeldLock): Promise<Set<Digest>> {
+    const index = await this.readIndex();
+    const reachable = await this.referencedBlobs();
+    const orphans = index.manifests.filter((e) => isReferrerEntry(e) && !reachable.has(e.digest));
+    const blobs = new Set<Digest>();
+    if (orphans.length === 0) return blobs;
+    for (const o of orphans) {
+      await this.walk({ desc: o, role: `referrer ${o.digest}` }, async (node) => {
+        blobs.add(node.desc.digest);
+        return (await this.blobSize(node.desc.digest)) !== undefined;
+      }, () => undefined);
+    }
+    const gone = new Set(orphans);
+    index.manifests = index.manifests.filter((e) => !gone.has(e));
+    held.assertHeld();
+    await this.writeIndex(serializeIndex(index));
+    return blobs;
   }
 
   // ---------------------------------------------------------------- small blobs
@@ -328,12 +466,40 @@ export class LocalStore implements Target {
 
   // ---------------------------------------------------------------- ingest
 
+  /** A fresh temp file name in the ingest area, naming this process as its owner (see gc.ts). */
   ingestPath(): string {
-    return join(this.ingestDir, `${process.pid}-${randomUUID()}.tmp`);
+    // Every write to the store starts here: the first one cleans up after killed processes.
+    void this.sweepDeadIngest();
+    return join(this.ingestDir, tempName(randomUUID()));
+  }
+
+  private sweep: Promise<void> | undefined;
+
+  /**
+   * Once per process: removes the temp files of writers that were killed (their pid, in this
+   * pid namespace, is gone), and download locks of dead processes that guard no partial
+   * download (killed between committing the blob and releasing the lock). Partial downloads
+   * stay, for the next pull to resume; their locks are taken over then.
+   */
+  private sweepDeadIngest(): Promise<void> {
+    this.sweep ??= (async () => {
+      try {
+        const entries = await inspectIngest(this.ingestDir);
+        const names = new Set(entries.map((e) => e.name));
+        for (const e of entries) {
+          const orphanLock = e.kind === 'lock' && e.name.endsWith('.partial.lock') && !names.has(e.name.slice(0, -'.lock'.length));
+          if (e.owner === 'dead' && (e.kind === 'temp' || orphanLock)) await rm(e.path, { force: true });
+        }
+      } catch {
+        // best effort: `kit store gc` does it thoroughly
+      }
+    })();
+    return this.sweep;
   }
 
   async commitIngested(tempPath: string, digest: Digest, size: number): Promise<void> {
     const target = this.blobPath(digest);
+    await this.sweepDeadIngest();
     try {
       await fsyncFile(tempPath);
       const actual = (await stat(tempPath)).size;
@@ -346,6 +512,9 @@ export class LocalStore implements Target {
       await chmod(tempPath, 0o444);
       if ((await this.blobSize(digest)) === size) {
         await rm(tempPath, { force: true });
+        // Reused: freshen it, so that `kit store gc`'s grace period covers it until it is tagged.
+        const now = new Date();
+        await utimes(target, now, now).catch(() => undefined);
         return;
       }
       await rename(tempPath, target);
@@ -398,13 +567,28 @@ export class LocalStore implements Target {
 
   async referencedBlobs(): Promise<Set<Digest>> {
     const seen = new Set<Digest>();
-    for (const entry of (await this.readIndex()).manifests) {
-      await this.walk({ desc: entry, role: 'index entry' }, async (node) => {
+    const visit = (entry: Descriptor) =>
+      this.walk({ desc: entry, role: 'index entry' }, async (node) => {
         seen.add(node.desc.digest);
         // A manifest that is present is read even if damaged: an error then stops the
         // collection rather than letting it delete what the manifest may still need.
         return (await this.blobSize(node.desc.digest)) !== undefined;
       });
+    const entries = (await this.readIndex()).manifests;
+    for (const entry of entries) if (!isReferrerEntry(entry)) await visit(entry);
+    // Supply chain: a referrer is reachable when its subject is (again and again: a signature
+    // may refer to an SBOM that refers to the artifact); the others are left to be dropped.
+    let pending = entries.filter(isReferrerEntry);
+    for (let grew = true; grew; ) {
+      grew = false;
+      const still: Descriptor[] = [];
+      for (const r of pending) {
+        if (seen.has(r.annotations![ReferrerAnnotation.Subject] as Digest)) {
+          await visit(r);
+          grew = true;
+        } else still.push(r);
+      }
+      pending = still;
     }
     return seen;
   }
@@ -414,8 +598,10 @@ export class LocalStore implements Target {
     // Blobs pushed but not yet tagged by another process are not protected: its tag then
     // fails with BLOB_MISSING rather than pointing at nothing.
     return this.withIndexLock(async (held) => {
+      // Supply chain: referrers of what is no longer tagged go with it (and their blobs with them).
+      const orphaned = await this.dropOrphanReferrers(held);
       const keep = await this.referencedBlobs();
-      const pool = opts.candidates ? new Set(opts.candidates) : await this.allBlobDigests();
+      const pool = opts.candidates ? new Set([...opts.candidates, ...orphaned]) : await this.allBlobDigests();
       const removed: Digest[] = [];
       let bytes = 0;
       for (const digest of pool) {
@@ -452,19 +638,116 @@ export class LocalStore implements Target {
     return new Set(names.filter((n) => HEX_NAME.test(n)).map((n) => `sha256:${n}` as Digest));
   }
 
+  /**
+   * `kit store gc`: removes the blobs no index entry reaches and the stale files of the
+   * ingest area. Young ones (under `graceMs`) are kept unless `now`: a pack or pull running
+   * at the same time writes its blobs before it tags them, and a blob a running command
+   * reuses is freshened when it does (commitIngested). Files whose owner process is alive
+   * are always kept; temp files whose owner is gone always go.
+   */
+  async collectGarbage(opts: GcOptions): Promise<GcReport> {
+    const at = Date.now();
+    const blobs = await this.withIndexLock(async (held) => {
+      // Under the index lock: no tag can appear between computing reachability and deleting.
+      await this.dropOrphanReferrers(held); // supply chain: referrers go with their subject
+      const keep = await this.referencedBlobs();
+      const removed: Digest[] = [];
+      let bytes = 0;
+      let keptYoung = 0;
+      let keptYoungBytes = 0;
+      for (const digest of [...(await this.allBlobDigests())].sort()) {
+        if (keep.has(digest)) continue;
+        const st = await stat(this.blobPath(digest)).catch(() => undefined);
+        if (!st) continue;
+        if (!opts.now && at - st.mtimeMs < opts.graceMs) {
+          keptYoung++;
+          keptYoungBytes += st.size;
+          continue;
+        }
+        held.assertHeld();
+        const size = await this.removeBlob(digest);
+        if (size === undefined) continue;
+        removed.push(digest);
+        bytes += size;
+      }
+      if (removed.length > 0) await fsyncDir(this.blobsDir);
+      return { removed, bytes, keptYoung, keptYoungBytes };
+    });
+    const ingest: GcReport['ingest'] = { removed: [], bytes: 0, kept: [] };
+    const folders = await folderTimes(this.uploadsDir);
+    const uploads = await inspectUploads(this.uploadsDir);
+    for (const e of [...(await inspectIngest(this.ingestDir)), ...uploads]) {
+      const reason = ingestKeepReason(e, { graceMs: opts.graceMs, now: opts.now === true, at });
+      if (reason !== undefined) {
+        ingest.kept.push({ path: e.path, reason });
+        continue;
+      }
+      try {
+        await rm(e.path, { force: true });
+      } catch (err) {
+        throw writeError(err, e.path, this.root);
+      }
+      ingest.removed.push(e.path);
+      ingest.bytes += e.bytes;
+    }
+    await removeEmptyFolders(this.uploadsDir, folders);
+    return { blobs, ingest };
+  }
+
   // ---------------------------------------------------------------- verify
 
+  /**
+   * `kit store verify`: re-hashes every blob, checks that every index entry resolves fully
+   * (manifests, configs, layers, child manifests, each of the size its descriptor says), and
+   * lists what interrupted commands left in the ingest area. The graph is checked under the
+   * index lock when the store is writable, so that a `kit remove` running meanwhile cannot
+   * make a blob look missing.
+   */
   async verify(): Promise<VerifyReport> {
     const problems: StoreProblem[] = [];
     await this.verifyLayoutFile(problems);
-    const { blobs, bytes, corrupt } = await this.verifyBlobs(problems);
-    const index = await this.readIndex().catch((err: unknown) => {
-      problems.push({ kind: 'bad-index', path: this.indexPath, message: (err as Error).message });
-      return undefined;
+    const { blobs, bytes, corrupt, sizes } = await this.verifyBlobs(problems);
+    let started = false;
+    const checkGraph = async (): Promise<{ tags: number; entries: number; referenced: Set<string> }> => {
+      started = true;
+      const referenced = new Set<string>();
+      const index = await this.readIndex().catch((err: unknown) => {
+        problems.push({ kind: 'bad-index', path: this.indexPath, message: (err as Error).message });
+        return undefined;
+      });
+      if (index) await this.verifyGraph(index, corrupt, problems, referenced);
+      const entries = index?.manifests ?? [];
+      // What gc would keep (it also lets referrers of removed artifacts go); on a damaged
+      // graph, everything the walk reached.
+      const kept = index ? await this.referencedBlobs().catch(() => referenced) : referenced;
+      return { tags: entries.filter((e) => refNameOf(e) !== undefined).length, entries: entries.length, referenced: kept };
+    };
+    const graph = await this.withIndexLock(checkGraph).catch(async (err: unknown) => {
+      // A read-only store, or a full disk, can still be checked: lock-free (the lock is a folder to create).
+      if (started) throw err;
+      if ((err instanceof KitError && err.code === 'STORE_READONLY') || isPermissionError(err) || ['ENOSPC', 'EDQUOT'].includes(errnoCode(err) ?? '')) return checkGraph();
+      throw err;
     });
-    if (index) await this.verifyGraph(index, corrupt, problems);
-    await this.verifyIngest(problems);
-    return { ok: problems.length === 0, problems, blobs, bytes };
+    let unreferencedBlobs = 0;
+    let unreferencedBytes = 0;
+    for (const [digest, size] of sizes) {
+      if (graph.referenced.has(digest) || corrupt.has(digest)) continue;
+      unreferencedBlobs++;
+      unreferencedBytes += size;
+    }
+    const leftovers = await this.verifyIngest(problems);
+    const clean = problems.every((p) => p.kind === 'ingest-leftover');
+    return {
+      ok: problems.length === 0,
+      clean,
+      problems,
+      leftovers,
+      blobs,
+      bytes,
+      tags: graph.tags,
+      entries: graph.entries,
+      unreferenced: { blobs: unreferencedBlobs, bytes: unreferencedBytes },
+    };
   }
 
   private async verifyLayoutFile(problems: StoreProblem[]): Promise<void> {
@@ -477,9 +760,10 @@ export class LocalStore implements Target {
     }
   }
 
-  /** Re-hashes every blob; returns the digests whose content does not match their name. */
-  private async verifyBlobs(problems: StoreProblem[]): Promise<{ blobs: number; bytes: number; corrupt: Set<string> }> {
+  /** Re-hashes every blob; returns the digests whose content does not match their name, and every blob's size. */
+  private async verifyBlobs(problems: StoreProblem[]): Promise<{ blobs: number; bytes: number; corrupt: Set<string>; sizes: Map<string, number> }> {
     const corrupt = new Set<string>();
+    const sizes = new Map<string, number>();
     let blobs = 0;
     let bytes = 0;
     const names = await readdir(this.blobsDir).catch(() => [] as string[]);
@@ -490,32 +774,43 @@ export class LocalStore implements Target {
         continue;
       }
       const expected = `sha256:${name}`;
-      const got = await hashFile(path);
+      let got: { digest: Digest; size: number };
+      try {
+        got = await hashFile(path);
+      } catch (err) {
+        if (isNotFound(err)) continue; // removed meanwhile by a `kit remove` or `kit store gc`
+        corrupt.add(expected);
+        problems.push({ kind: 'corrupt-blob', digest: expected, path, message: `blob ${expected} cannot be read: ${(err as Error).message}` });
+        continue;
+      }
       blobs++;
       bytes += got.size;
+      sizes.set(expected, got.size);
       if (got.digest !== expected) {
         corrupt.add(expected);
         problems.push({ kind: 'corrupt-blob', digest: expected, path, message: `blob ${expected} is corrupt: its content hashes to ${got.digest}` });
       }
     }
-    return { blobs, bytes, corrupt };
+    return { blobs, bytes, corrupt, sizes };
   }
 
   /** Checks that every index entry resolves fully: manifests, configs, layers, child manifests. */
-  private async verifyGraph(index: ImageIndex, corrupt: Set<string>, problems: StoreProblem[]): Promise<void> {
+  private async verifyGraph(index: ImageIndex, corrupt: Set<string>, problems: StoreProblem[], referenced: Set<string>): Promise<void> {
     const seen = new Set<string>();
     for (const entry of index.manifests) {
       const name = refNameOf(entry) ?? `untagged entry ${entry.digest}`;
       await this.walk({ desc: entry, role: `manifest of ${name}` }, async ({ desc, role }) => {
+        referenced.add(desc.digest);
         if (seen.has(desc.digest) || corrupt.has(desc.digest)) return false; // reported once
         seen.add(desc.digest);
         const size = await this.blobSize(desc.digest);
         if (size === desc.size) return true;
         const path = this.blobPath(desc.digest);
+        const of = role.startsWith('manifest of ') ? '' : ` (in ${name})`;
         problems.push(
           size === undefined
-            ? { kind: 'missing-blob', digest: desc.digest, path, message: `${role} is missing` }
-            : { kind: 'corrupt-blob', digest: desc.digest, path, message: `${role} is ${size} bytes, its descriptor says ${desc.size}` },
+            ? { kind: 'missing-blob', digest: desc.digest, path, message: `${role}${of} is missing` }
+            : { kind: 'corrupt-blob', digest: desc.digest, path, message: `${role}${of} is ${size} bytes, its descriptor says ${desc.size}` },
         );
         return false;
       }, (node, err) => {
@@ -524,16 +819,31 @@ export class LocalStore implements Target {
     }
   }
 
-  private async verifyIngest(problems: StoreProblem[]): Promise<void> {
-    const names = await readdir(this.ingestDir).catch(() => [] as string[]);
-    for (const name of names.sort()) {
-      const path = join(this.ingestDir, name);
-      problems.push({
-        kind: 'ingest-leftover',
-        path,
-        message: `${path} is left over from an interrupted write (or one still running); safe to delete when no kit process runs`,
+  /** Lists what the ingest area holds (and a lock left on index.json), as leftovers. */
+  private async verifyIngest(problems: StoreProblem[]): Promise<Leftover[]> {
+    const at = Date.now();
+    const entries: IngestEntry[] = [...(await inspectIngest(this.ingestDir).catch(() => [])), ...(await inspectUploads(this.uploadsDir))];
+    const lock = `${this.indexPath}.lock`;
+    const lockStat = await stat(lock).catch(() => undefined);
+    if (lockStat) {
+      entries.push({ name: 'index.json.lock', path: lock, kind: 'lock', bytes: 0, mtimeMs: lockStat.mtimeMs, owner: 'unknown', directory: true });
+    }
+    const leftovers: Leftover[] = [];
+    for (const e of entries) {
+      const what = e.path === lock ? 'the lock of index.json: held by a running kit process, or left by a killed one (taken over after 10s)' : describeIngest(e);
+      const message = `${e.path} is left over from an interrupted write (or one still running): ${what}`;
+      problems.push({ kind: 'ingest-leftover', path: e.path, message });
+      leftovers.push({
+        path: e.path,
+        kind: e.kind,
+        bytes: e.bytes,
+        owner: e.owner,
+        ...(e.pid !== undefined ? { pid: e.pid } : {}),
+        ageSeconds: Math.max(0, Math.round((at - e.mtimeMs) / 1000)),
+        message: what,
       });
     }
+    return leftovers;
   }
 
   // ---------------------------------------------------------------- helpers
@@ -599,6 +909,36 @@ function artifactTypeOf(value: unknown, mediaType: string): string | undefined {
 function digestOf(ref: string): Digest | undefined {
   const candidate = ref.slice(ref.lastIndexOf('@') + 1);
   return isDigest(candidate) ? candidate : undefined;
+}
+
+/** Annotations of the index.json entries that hold referrers (see LocalStore.pushReferrer). */
+export const ReferrerAnnotation = {
+  /** The digest of the manifest the entry refers to. */
+  Subject: 'ml.kitops.kit.referrer.subject',
+  /** For cosign's tag-based attachments: the tag they live under in a registry (`sha256-<hex>.sig`). */
+  Tag: 'ml.kitops.kit.referrer.tag',
+} as const;
+
+function isReferrerEntry(e: Descriptor): boolean {
+  return refNameOf(e) === undefined && typeof e.annotations?.[ReferrerAnnotation.Subject] === 'string';
+}
+
+/** A referrer's descriptor as a referrers index lists it: the store's own subject annotation left out. */
+function referrerDescriptor(e: Descriptor): Descriptor {
+  const d = descriptorFields(e);
+  const { [ReferrerAnnotation.Subject]: _subject, ...rest } = e.annotations ?? {};
+  if (Object.keys(rest).length > 0) d.annotations = rest;
+  return d;
+}
+
+function parseManifestHead(bytes: Buffer, digest: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(bytes.toString('utf8'));
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw new KitError('MANIFEST_INVALID', `manifest ${digest} is not a JSON object`);
 }
 
 function refNameOf(entry: Descriptor): string | undefined {
@@ -672,4 +1012,40 @@ async function hashFile(path: string): Promise<{ digest: Digest; size: number }>
     size += (chunk as Buffer).length;
   }
   return { digest: hasherDigest(hash), size };
+}
+
+/** mtime of every folder below `root`. */
+async function folderTimes(root: string, into = new Map<string, number>()): Promise<Map<string, number>> {
+  for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+    if (!e.isDirectory()) continue;
+    const sub = join(root, e.name);
+    const st = await stat(sub).catch(() => undefined);
+    if (st) into.set(sub, st.mtimeMs);
+    await folderTimes(sub, into);
+  }
+  return into;
+}
+
+/**
+ * Removes the empty folders below `root` (not `root` itself), deepest first: only those that,
+ * before this gc removed anything, had not changed for 10 seconds (a running push may be about
+ * to fill a new one).
+ */
+async function removeEmptyFolders(root: string, before: Map<string, number>): Promise<void> {
+  const settled = Date.now() - 10_000;
+  const walk = async (dir: string): Promise<boolean> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
+    if (!entries) return false;
+    let empty = true;
+    for (const e of entries) {
+      const sub = join(dir, e.name);
+      if (!e.isDirectory() || !(await walk(sub)) || (before.get(sub) ?? Infinity) > settled) {
+        empty = false;
+        continue;
+      }
+      await rmdir(sub).catch(() => (empty = false));
+    }
+    return empty;
+  };
+  await walk(root);
 }

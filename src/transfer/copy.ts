@@ -4,6 +4,7 @@ import { KitError } from '../errors.js';
 import { sha256 } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/descriptor.js';
 import type { Target } from '../oci/target.js';
+import { MAX_LAYERS } from '../artifact/manifest-schema.js';
 
 /**
  * One graph copy serves push, pull and cross-repository tag: resolve the root, then copy
@@ -26,6 +27,18 @@ export interface CopyOptions {
   mountFrom?: string[];
   /** Attempts per blob when a transfer breaks mid-way (default 5). */
   attempts?: number;
+  /**
+   * Supply chain: also copy what is attached to the artifact (signatures, attestations, SBOMs:
+   * referrers and cosign's `.sig` / `.att` tags), listed at `from` and recorded at `to`
+   * (src/sign/attachments.ts makes these for the local store and for a registry).
+   */
+  referrers?: { from: ReferrerLink; to: ReferrerLink };
+}
+
+/** One side of a referrer copy: what is attached to a subject, and how to attach a copied manifest. */
+export interface ReferrerLink {
+  list(subject: Descriptor): Promise<Array<{ descriptor: Descriptor; tag?: string }>>;
+  attach(att: { descriptor: Descriptor; tag?: string }, bytes: Buffer, subject: Descriptor): Promise<unknown>;
 }
 
 export interface CopyResult {
@@ -36,6 +49,8 @@ export interface CopyResult {
   mounted: number;
   /** Bytes that actually moved. */
   bytes: number;
+  /** Attached manifests copied along (with `referrers`). */
+  referrers?: number;
 }
 
 /** What a destination may offer beyond Target (duck-typed: the local store and remote repositories differ). */
@@ -64,27 +79,79 @@ export async function copy(src: Target, dst: Target, srcRef: string, dstRef: str
     else await dst.tag(root, dstRef);
   }
   opts.onEvent?.({ type: 'manifest', digest: root.digest, ...(dstRef !== undefined ? { ref: dstRef } : {}) });
+  if (opts.referrers) result.referrers = await copyReferrers(src, dst, root, opts, opts.referrers, result, 0);
   return result;
+}
+
+/** Referrers of referrers are followed this deep (a signature of an SBOM of the artifact). */
+const MAX_REFERRER_DEPTH = 2;
+
+/**
+ * Supply chain: copies every manifest attached to `subject` that the destination lacks (its blobs
+ * first, as any graph), then records it there as attached to the same subject.
+ */
+async function copyReferrers(src: Target, dst: Target, subject: Descriptor, opts: CopyOptions, link: { from: ReferrerLink; to: ReferrerLink }, result: CopyResult, depth: number): Promise<number> {
+  const listed = async (side: ReferrerLink, where: string) => {
+    try {
+      return await side.list(subject);
+    } catch (err) {
+      throw new KitError('REFERRERS_UNAVAILABLE', `cannot list what is attached to ${subject.digest} at the ${where}: ${(err as Error).message}`, {
+        hint: 'pass --no-referrers to copy the artifact without its signatures and attestations',
+        cause: err,
+      });
+    }
+  };
+  const have = new Set((await listed(link.to, 'destination')).map((a) => `${a.tag ?? ''}@${a.descriptor.digest}`));
+  let copied = 0;
+  for (const att of await listed(link.from, 'source')) {
+    if (!have.has(`${att.tag ?? ''}@${att.descriptor.digest}`)) {
+      await copyNode(src, dst, att.descriptor, opts, result, depth + 1);
+      await link.to.attach(att, await readManifestBytes(src, att.descriptor), subject);
+      copied++;
+    }
+    if (depth + 1 < MAX_REFERRER_DEPTH && att.tag === undefined) copied += await copyReferrers(src, dst, att.descriptor, opts, link, result, depth + 1);
+  }
+  return copied;
 }
 
 const MAX_DEPTH = 8;
 
 /** KitErrors that mean "try this blob again with a fresh stream", not "give up". */
-const RETRYABLE_CODES = new Set(['UPLOAD_TOO_LARGE', 'UPLOAD_INTERRUPTED']);
+const RETRYABLE_CODES = new Set(['UPLOAD_TOO_LARGE', 'UPLOAD_INTERRUPTED', 'DOWNLOAD_INTERRUPTED']);
 
 async function copyNode(src: Target, dst: Target, desc: Descriptor, opts: CopyOptions, result: CopyResult, depth: number): Promise<void> {
   if (depth > MAX_DEPTH) throw new KitError('ARTIFACT_TOO_DEEP', `artifact graph below ${desc.digest} is nested more than ${MAX_DEPTH} levels`);
+  // Decided before anything is read: a "manifest" of another type would be fetched as a blob.
+  if (!isManifestMediaType(desc.mediaType) && !isIndexMediaType(desc.mediaType)) {
+    throw new KitError('MANIFEST_INVALID', `${desc.digest} has media type ${desc.mediaType}, not a manifest or index`, {
+      hint: 'kit copies OCI image manifests and indexes; the artifact is malformed or not an OCI artifact',
+    });
+  }
   const bytes = await readManifestBytes(src, desc);
   let children: Descriptor[];
   if (isManifestMediaType(desc.mediaType)) {
     const m = parseJson<ImageManifest>(bytes, desc);
+    checkDocument(m, desc);
     if (!m.config || !Array.isArray(m.layers)) throw new KitError('MANIFEST_INVALID', `manifest ${desc.digest} has no config or layers`);
+    if ((m as { manifests?: unknown }).manifests !== undefined) {
+      // A document that reads as a manifest and as an index (CVE-2021-41190) means different things to different tools.
+      throw new KitError('MANIFEST_INVALID', `manifest ${desc.digest} also has an index's "manifests" list; kit will not guess which it is`);
+    }
+    if (m.layers.length > MAX_LAYERS) {
+      throw new KitError('MANIFEST_INVALID', `manifest ${desc.digest} lists ${m.layers.length} layers, more than the ${MAX_LAYERS} kit accepts`, {
+        hint: 'the artifact is malformed or hostile; nothing was downloaded',
+      });
+    }
     const blobs = [m.config, ...m.layers];
     opts.onEvent?.({ type: 'plan', blobs: blobs.length, bytes: blobs.reduce((n, b) => n + b.size, 0) });
     await copyBlobs(src, dst, dedupe(blobs), opts, result);
   } else if (isIndexMediaType(desc.mediaType)) {
     const idx = parseJson<ImageIndex>(bytes, desc);
+    checkDocument(idx, desc);
     children = Array.isArray(idx.manifests) ? idx.manifests : [];
+    if (children.length > MAX_LAYERS) {
+      throw new KitError('MANIFEST_INVALID', `index ${desc.digest} lists ${children.length} manifests, more than the ${MAX_LAYERS} kit accepts`);
+    }
     for (const child of children) {
       if (!(await dst.exists(child))) await copyNode(src, dst, child, opts, result, depth + 1);
     }
@@ -121,6 +188,22 @@ async function readManifestBytes(src: Target, desc: Descriptor): Promise<Buffer>
   return bytes;
 }
 
+/**
+ * The document must be a JSON object whose own `mediaType`, when it has one, is the one it was
+ * served as: a manifest that says it is an index (or anything else) is refused, not guessed at.
+ */
+function checkDocument(doc: unknown, desc: Descriptor): void {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new KitError('MANIFEST_INVALID', `manifest ${desc.digest} is not a JSON object`);
+  }
+  const own = (doc as { mediaType?: unknown }).mediaType;
+  if (own !== undefined && own !== desc.mediaType) {
+    throw new KitError('MANIFEST_INVALID', `manifest ${desc.digest} was served as ${desc.mediaType} but says it is ${JSON.stringify(own).slice(0, 120)}`, {
+      hint: 'mismatched media types: the artifact is malformed or hostile; nothing was downloaded',
+    });
+  }
+}
+
 function parseJson<T>(bytes: Buffer, desc: Descriptor): T {
   try {
     return JSON.parse(bytes.toString('utf8')) as T;
@@ -131,10 +214,20 @@ function parseJson<T>(bytes: Buffer, desc: Descriptor): T {
 
 async function copyBlobs(src: Target, dst: Target, blobs: Descriptor[], opts: CopyOptions, result: CopyResult): Promise<void> {
   const queue = [...blobs];
+  // After a failure no new blob is started, and the ones in flight are let finish before the
+  // failure is reported: nothing keeps writing into the destination once the copy has failed.
+  let failure: { err: unknown } | undefined;
   const workers = Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 4, queue.length)) }, async () => {
-    for (let d = queue.shift(); d !== undefined; d = queue.shift()) await copyBlob(src, dst, d, opts, result);
+    for (let d = queue.shift(); d !== undefined && failure === undefined; d = queue.shift()) {
+      try {
+        await copyBlob(src, dst, d, opts, result);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
   });
   await Promise.all(workers);
+  if (failure) throw failure.err;
 }
 
 async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOptions, result: CopyResult): Promise<void> {

@@ -1,9 +1,14 @@
 import { formatReference, parseReference, parseReferenceWithDefaultTag, repositoryName } from '../oci/reference.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import type { Digest } from '../oci/digest.js';
+import { KitError } from '../errors.js';
 import type { LocalStore } from '../store/local-store.js';
+import { FileUploadSessions } from '../store/upload-sessions.js';
 import type { RegistrySettings } from '../registry/types.js';
 import { openRepository } from '../registry/open.js';
-import { copy, type CopyEvent, type CopyResult } from './copy.js';
+import type { Target } from '../oci/target.js';
+import { attachmentSite } from '../sign/attachments.js';
+import { copy, type CopyEvent, type CopyOptions, type CopyResult } from './copy.js';
 
 /** push, pull and remote tag: each one graph copy between two targets. */
 
@@ -11,6 +16,13 @@ export interface TransferOptions {
   settings?: RegistrySettings;
   concurrency?: number;
   onEvent?: (e: CopyEvent) => void;
+  /** Supply chain: copy signatures, attestations and SBOMs attached to the artifact (default true). */
+  referrers?: boolean;
+  /**
+   * Supply chain (`kit pull --verify-key`): called with the source and the resolved manifest
+   * before anything is written; throwing refuses the artifact. The copy then goes by digest.
+   */
+  verify?: (source: Target, subject: Descriptor) => Promise<void>;
 }
 
 export interface TransferSummary {
@@ -22,10 +34,17 @@ export interface TransferSummary {
   skipped: number;
   mounted: number;
   bytes: number;
+  /** Attached manifests (signatures, attestations, SBOMs) copied along. */
+  referrers?: number;
 }
 
 function summary(source: string, destination: string, r: CopyResult): TransferSummary {
-  return { source, destination, digest: r.descriptor.digest, blobs: r.blobs, copied: r.copied, skipped: r.skipped, mounted: r.mounted, bytes: r.bytes };
+  return { source, destination, digest: r.descriptor.digest, blobs: r.blobs, copied: r.copied, skipped: r.skipped, mounted: r.mounted, bytes: r.bytes, ...(r.referrers !== undefined ? { referrers: r.referrers } : {}) };
+}
+
+/** Supply chain: the copy option that carries referrers from `src` to `dst`, unless turned off. */
+function referrersOption(src: Target, dst: Target, opts: TransferOptions): Pick<CopyOptions, 'referrers'> {
+  return opts.referrers === false ? {} : { referrers: { from: attachmentSite(src), to: attachmentSite(dst) } };
 }
 
 /** Local tags in other repositories of the same registry: where the registry may already hold our blobs. */
@@ -45,12 +64,14 @@ async function mountCandidates(store: LocalStore, registry: string, exceptRepo: 
 /** `kit push SRC [DEST]`: local artifact -> registry. */
 export async function pushArtifact(store: LocalStore, source: string, dest: string | undefined, opts: TransferOptions = {}): Promise<TransferSummary> {
   const localRef = formatReference(parseReferenceWithDefaultTag(source));
-  const { repo, ref } = await openRepository(dest ?? source, opts.settings);
+  // Chunked upload sessions are kept in the store, so a push killed half-way continues on the next run.
+  const { repo, ref } = await openRepository(dest ?? source, opts.settings, { repository: { upload: { sessions: FileUploadSessions.forStore(store.root) } } });
   const target = ref.tag ?? undefined;
   const r = await copy(store, repo, localRef, target, {
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     mountFrom: await mountCandidates(store, ref.registry, ref.repository),
+    ...referrersOption(store, repo, opts),
   });
   return summary(localRef, formatReference(ref), r);
 }
@@ -59,12 +80,42 @@ export async function pushArtifact(store: LocalStore, source: string, dest: stri
 export async function pullArtifact(store: LocalStore, source: string, opts: TransferOptions = {}): Promise<TransferSummary> {
   const { repo, ref, selector } = await openRepository(source, opts.settings);
   const localRef = formatReference(ref);
-  const r = await copy(repo, store, selector, localRef, {
-    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
-  });
-  return summary(formatReference(ref), localRef, r);
+  let from = selector;
+  if (opts.verify) {
+    // Verified before the first byte is written, then copied by that digest: a tag moved in between changes nothing.
+    const subject = await repo.resolve(selector);
+    await opts.verify(repo, subject);
+    from = subject.digest;
+  }
+  const added: Digest[] = [];
+  try {
+    const r = await copy(repo, store, from, localRef, {
+      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+      onEvent: (e) => {
+        if (e.type === 'blob-done' && e.how === 'copied') added.push(e.digest as Digest);
+        opts.onEvent?.(e);
+      },
+      ...referrersOption(repo, store, opts),
+    });
+    return summary(formatReference(ref), localRef, r);
+  } catch (err) {
+    // A refused artifact leaves the store as it was: the blobs this pull added, and that
+    // nothing else uses, go again. (After an interruption they stay, for the next attempt.)
+    if (added.length > 0 && err instanceof KitError && PULL_REFUSALS.has(err.code)) {
+      await store.removeUnreferenced({ candidates: added }).catch(() => undefined);
+    }
+    throw err;
+  }
 }
+
+/**
+ * Failures that mean "this artifact is refused" (its content or shape is wrong), as opposed to
+ * an interruption (network, registry down), after which the blobs already here are kept.
+ */
+const PULL_REFUSALS = new Set([
+  'DIGEST_MISMATCH', 'SIZE_MISMATCH', 'MANIFEST_INVALID', 'MANIFEST_TOO_LARGE', 'BLOB_TOO_LARGE', 'JSON_INVALID',
+  'RANGE_INVALID', 'ARTIFACT_TOO_DEEP', 'DESCRIPTOR_INVALID', 'INSECURE_REDIRECT', 'REGISTRY_PROTOCOL',
+]);
 
 /** `kit tag --remote SRC DST`: registry -> registry, mounting blobs when both are on one registry. */
 export async function tagRemote(source: string, dest: string, opts: TransferOptions = {}): Promise<TransferSummary> {

@@ -10,6 +10,7 @@
  *   shard     kit pack + push after one shard changed: blob bytes uploaded vs the shard's size
  *   startup   kit --version                   node -e 0 (warm page cache, after one warm-up run)
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KIT_BIN } from '../helpers/cli.js';
@@ -294,6 +295,7 @@ async function shardCase(ctx: BenchContext, reg: BenchRegistry, sourceHome: stri
 async function startupCase(ctx: BenchContext): Promise<CaseResult> {
   const c = emptyCase('startup', ['node -e 0']);
   const home = join(ctx.work, 'home-startup');
+  spawnSync('sync'); // no write-back of the earlier cases running underneath
   await kit(['--version'], home, false); // warm-up: the page cache holds node and kit's modules
   await timed(process.execPath, ['-e', '0']);
   for (let rep = 0; rep < ctx.startupReps; rep++) {

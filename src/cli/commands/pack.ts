@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ExitCode, KitError } from '../../errors.js';
 import { collect, oneOf } from '../options.js';
 import { formatBytes, printJson, printLine } from '../output.js';
 import { createProgress } from '../progress.js';
@@ -13,6 +14,7 @@ interface PackFlags extends RemoteFlags {
   layerFormat: 'raw' | 'tar';
   compression: 'none' | 'gzip' | 'gzip-fastest' | 'zstd';
   json?: boolean;
+  provenance?: boolean;
 }
 
 export function registerPack(program: Command): void {
@@ -26,6 +28,7 @@ export function registerPack(program: Command): void {
     .option('--layer-format <format>', 'single files as raw layers or tar layers', oneOf(['raw', 'tar'] as const), 'raw')
     .option('--compression <alg>', 'compression of tar layers: none, gzip, gzip-fastest, zstd', oneOf(['none', 'gzip', 'gzip-fastest', 'zstd'] as const), 'none')
     .option('--push', 'push straight to the registry of each tag instead of storing locally')
+    .option('--provenance', 'attach an SLSA provenance and a CycloneDX ML-BOM to the artifact, as referrers')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  kit pack . -t registry.example.com/team/model:1.0\n  kit pack . -t registry.example.com/team/model:1.0 --push'), { transfer: true })
     .action(async (dir: string, o: PackFlags, cmd: Command) => {
@@ -38,6 +41,9 @@ export function registerPack(program: Command): void {
         layerFormat: o.layerFormat,
         compression: o.compression,
       };
+      if (o.push && o.provenance) {
+        throw new KitError('FLAGS_CONFLICT', '--provenance cannot be used with --push yet', { hint: 'pack with --provenance, then `kit push` (it carries the referrers along)', exitCode: ExitCode.usage });
+      }
       if (o.push) {
         const { packAndPush } = await import('../../transfer/pack-push.js');
         const hashing = await createProgress('Hashing', verbose);
@@ -56,6 +62,9 @@ export function registerPack(program: Command): void {
       }
       const [{ pack, StoreSink }, { LocalStore }] = await Promise.all([import('../../artifact/pack.js'), import('../../store/local-store.js')]);
       const store = await LocalStore.open();
+      // Supply chain: --provenance attaches the SLSA provenance and the ML-BOM once the artifact is packed.
+      const { attachSupplyChain } = o.provenance ? await import('../../supplychain/attach.js') : { attachSupplyChain: undefined };
+      let attached: { provenance: string; mlbom: string } | undefined;
       const progress = await createProgress('Packing', verbose);
       try {
         const r = await pack({
@@ -67,12 +76,14 @@ export function registerPack(program: Command): void {
           compression: o.compression,
           sink: new StoreSink(store),
           onEvent: progress.onEvent,
+          ...(attachSupplyChain ? { onPacked: async (p) => void (attached = await attachSupplyChain(store, p)) } : {}),
         });
         progress.stop();
-        if (o.json) return printJson(r);
+        if (o.json) return printJson(attached ? { ...r, supplyChain: attached } : r);
         const bytes = r.layers.reduce((n, l) => n + l.size, 0);
         for (const t of r.tags) printLine(`Packed ${t}`);
         printLine(`Digest: ${r.digest} (${r.layers.length} layers, ${formatBytes(bytes)}, ${r.format})`);
+        if (attached) printLine(`Attached SLSA provenance ${attached.provenance} and CycloneDX ML-BOM ${attached.mlbom}`);
       } finally {
         progress.stop();
       }

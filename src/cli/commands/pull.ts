@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { repeat } from '../options.js';
 import { formatBytes, printJson, printLine } from '../output.js';
 import { addRemoteOptions, remoteSettings, type RemoteFlags } from '../remote-options.js';
 import { createTransferProgress } from '../transfer-progress.js';
@@ -10,13 +11,15 @@ export function registerPull(program: Command): void {
       .argument('<ref>', 'artifact to download, by tag or digest')
       .description('download an artifact into the local store, resuming interrupted downloads')
       .option('--json', 'print a JSON summary')
+      .option('--no-referrers', 'do not pull the signatures, attestations and SBOMs attached to the artifact')
+      .option('--verify-key <file>', 'refuse the artifact, before writing anything, unless it carries a valid signature for this public key (cosign.pub); repeatable', repeat)
       .addHelpText('after', '\nExample:\n  kit pull registry.example.com/team/model:1.0'),
     { transfer: true },
-  ).action(async (ref: string, o: RemoteFlags & { json?: boolean }) => {
+  ).action(async (ref: string, o: RemoteFlags & { json?: boolean; referrers?: boolean; verifyKey?: string[] }) => {
     const [{ pullArtifact }, { LocalStore }] = await Promise.all([import('../../transfer/remote-ops.js'), import('../../store/local-store.js')]);
     const progress = createTransferProgress('Pulling', o.json ? 'none' : o.progress);
     try {
-      const r = await pullArtifact(await LocalStore.open(), ref, { settings: remoteSettings(o), ...(o.concurrency ? { concurrency: o.concurrency } : {}), onEvent: progress.onEvent });
+      const r = await pullArtifact(await LocalStore.open(), ref, { settings: remoteSettings(o), ...(o.concurrency ? { concurrency: o.concurrency } : {}), onEvent: progress.onEvent, referrers: o.referrers !== false, ...(o.verifyKey ? { verify: await (await import('../../sign/verify.js')).signatureGate(o.verifyKey, ref) } : {}) });
       progress.stop();
       if (o.json) return printJson(r);
       printLine(`Pulled ${r.source}`);

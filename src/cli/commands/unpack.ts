@@ -14,6 +14,7 @@ interface UnpackFlags extends RemoteFlags {
   overwrite?: boolean;
   ignoreExisting?: boolean;
   json?: boolean;
+  verifyKey?: string[];
 }
 
 export function registerUnpack(program: Command): void {
@@ -28,6 +29,7 @@ export function registerUnpack(program: Command): void {
     .option('-r, --remote', 'read from the registry even when the local store has the artifact')
     .option('--local', 'read from the local store only')
     .option('--json', 'print the result as JSON')
+    .option('--verify-key <file>', 'refuse the artifact unless it carries a valid signature for this public key (cosign.pub); repeatable', repeat)
     .addHelpText('after', '\nUnpacks from the local store, or straight from the registry (nothing stored) when the store\ndoes not have the artifact; only the layers the filters select are downloaded.\n\nExamples:\n  kit unpack registry.example.com/team/model:1.0 -d ./model\n  kit unpack team/model:1.0 -d /models --filter model --filter datasets:training'))
     .action(async (ref: string, o: UnpackFlags, cmd: Command) => {
       if (o.overwrite && o.ignoreExisting) {
@@ -45,6 +47,7 @@ export function registerUnpack(program: Command): void {
           filters: o.filter ?? [],
           existing: o.overwrite ? 'overwrite' : o.ignoreExisting ? 'skip' : 'error',
           onEvent: progress.onEvent,
+          ...(o.verifyKey ? { verify: await (await import('../../sign/verify.js')).signatureGate(o.verifyKey, ref) } : {}),
         });
         progress.stop();
         if (o.json) return printJson(r);

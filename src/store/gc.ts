@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import { lstat, readFile, readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { errnoCode } from '../errors.js';
+
+/**
+ * What lies in the store's `ingest/` folder, and whether it may go. Shared by `kit store
+ * verify` (which reports it) and `kit store gc` (which removes what is stale).
+ *
+ *   <pid>-<owner>-<uuid>.tmp   a blob or index.json being written by process <pid>; <owner>
+ *                              names the pid namespace (or host), so that a process only
+ *                              judges the liveness of pids it can see. Useless once its
+ *                              writer is gone.
+ *   <hex>.partial              an interrupted download of blob sha256:<hex>: the next pull of
+ *                              that blob continues from its length (a Range request).
+ *   <hex>.partial.lock         the pid of the process downloading into <hex>.partial.
+ *   anything else              another writer's file; kept while `<name>.lock` names a live
+ *                              process, else stale after the grace period. Folders are left alone.
+ *
+ * And `uploads/<registry>/<repository>/<hex>.json` (store/upload-sessions.ts): the registry
+ * upload session of an interrupted push, which the next push of that blob continues; with its
+ * pid lock `<hex>.json.lock` and temp files `.<random>.tmp`.
+ */
+
+export type IngestKind = 'temp' | 'partial' | 'lock' | 'upload' | 'other';
+
+/** active: a running process owns it. dead: its owner is gone. unknown: cannot tell (another host or namespace, or no owner recorded). */
+export type OwnerState = 'active' | 'dead' | 'unknown';
+
+export interface IngestEntry {
+  name: string;
+  path: string;
+  kind: IngestKind;
+  bytes: number;
+  /** Last write. */
+  mtimeMs: number;
+  /** The owning process, when recorded. */
+  pid?: number;
+  owner: OwnerState;
+  directory: boolean;
+}
+
+/** How long `kit store gc` leaves young unreferenced blobs and ingest files alone by default. */
+export const DEFAULT_GC_GRACE_MS = 10 * 60 * 1000;
+
+const TEMP_NAME = /^(\d+)-([a-z0-9]+)-[0-9a-f-]{36}\.tmp$/;
+/** Names written before the owner tag existed: `<pid>-<uuid>.tmp`. */
+const LEGACY_TEMP_NAME = /^(\d+)-[0-9a-f]{8}-[0-9a-f-]{27}\.tmp$/;
+const PARTIAL_NAME = /^[a-f0-9]{64}\.partial$/;
+
+let cachedOwnerTag: string | undefined;
+
+/**
+ * Identifies the pid namespace this process runs in (Linux: the inode of /proc/self/ns/pid;
+ * elsewhere a hash of the host name). Two containers sharing a store folder see different
+ * pids: a process must not declare dead a pid of another namespace that merely is not
+ * visible from its own.
+ */
+export function ownerTag(): string {
+  if (cachedOwnerTag !== undefined) return cachedOwnerTag;
+  let tag: string | undefined;
+  try {
+    const m = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'));
+    if (m) tag = Number(m[1]).toString(36);
+  } catch {
+    // not Linux, or /proc not mounted
+  }
+  tag ??= `h${createHash('sha256').update(hostname()).digest('hex').slice(0, 10)}`;
+  cachedOwnerTag = tag;
+  return tag;
+}
+
+/** The name of a temp file this process writes in the ingest folder, for a given unique id. */
+export function tempName(uuid: string): string {
+  return `${process.pid}-${ownerTag()}-${uuid}.tmp`;
+}
+
+export function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+/** Owner state of a temp file name, from the pid and namespace tag it carries. */
+export function tempOwner(name: string): { pid?: number; owner: OwnerState } {
+  const m = TEMP_NAME.exec(name);
+  if (m) {
+    const pid = Number(m[1]);
+    if (m[2] !== ownerTag()) return { pid, owner: 'unknown' };
+    return { pid, owner: processAlive(pid) ? 'active' : 'dead' };
+  }
+  const legacy = LEGACY_TEMP_NAME.exec(name);
+  if (legacy) return { pid: Number(legacy[1]), owner: 'unknown' };
+  return { owner: 'unknown' };
+}
+
+/** The pid in a pid-lock file (see pid-lock.ts), with its state. */
+async function lockOwner(path: string): Promise<{ pid?: number; owner: OwnerState }> {
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  const pid = Number((text ?? '').trim());
+  if (!Number.isInteger(pid) || pid <= 0) return { owner: text === undefined ? 'unknown' : 'dead' };
+  return { pid, owner: processAlive(pid) ? 'active' : 'dead' };
+}
+
+/** Every entry of the ingest folder, classified. A missing folder is empty. */
+export async function inspectIngest(dir: string): Promise<IngestEntry[]> {
+  const names = await readdir(dir).catch((err: unknown) => {
+    if (errnoCode(err) === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const present = new Set(names);
+  const out: IngestEntry[] = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) continue; // gone meanwhile: its writer finished
+    const base = { name, path, bytes: st.isFile() ? st.size : 0, mtimeMs: st.mtimeMs, directory: st.isDirectory() };
+    if (st.isDirectory()) {
+      out.push({ ...base, kind: 'other', owner: 'unknown' });
+    } else if (name.endsWith('.tmp') && (TEMP_NAME.test(name) || LEGACY_TEMP_NAME.test(name))) {
+      out.push({ ...base, kind: 'temp', ...tempOwner(name) });
+    } else if (PARTIAL_NAME.test(name)) {
+      const lock = present.has(`${name}.lock`) ? await lockOwner(join(dir, `${name}.lock`)) : { owner: 'dead' as const };
+      out.push({ ...base, kind: 'partial', ...lock });
+    } else if (name.endsWith('.lock')) {
+      out.push({ ...base, kind: 'lock', ...(await lockOwner(path)) });
+    } else {
+      const lock = present.has(`${name}.lock`) ? await lockOwner(join(dir, `${name}.lock`)) : { owner: 'unknown' as const };
+      out.push({ ...base, kind: 'other', ...lock });
+    }
+  }
+  return out;
+}
+
+/** Every file below the uploads folder (upload sessions of interrupted pushes), classified. */
+export async function inspectUploads(root: string): Promise<IngestEntry[]> {
+  const out: IngestEntry[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    const present = new Set(entries.map((e) => e.name));
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) {
+        await walk(path);
+        continue;
+      }
+      const st = await lstat(path).catch(() => undefined);
+      if (!st) continue;
+      const base = { name: e.name, path, bytes: st.size, mtimeMs: st.mtimeMs, directory: false, kind: 'upload' as const };
+      if (e.name.endsWith('.lock')) out.push({ ...base, ...(await lockOwner(path)) });
+      else if (e.name.endsWith('.json')) {
+        out.push({ ...base, ...(present.has(`${e.name}.lock`) ? await lockOwner(join(dir, `${e.name}.lock`)) : { owner: 'dead' as const }) });
+      } else out.push({ ...base, owner: 'unknown' });
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+/** Why `kit store gc` keeps an ingest entry, or undefined when it may be removed. */
+export function ingestKeepReason(e: IngestEntry, opts: { graceMs: number; now: boolean; at: number }): string | undefined {
+  if (e.directory) return 'a folder (not kit ingest data)';
+  if (e.owner === 'active') return `in use by process ${e.pid ?? '?'}`;
+  // A temp file or lock whose owner is gone is useless: no process can ever finish it.
+  if ((e.kind === 'temp' || e.kind === 'lock' || (e.kind === 'upload' && e.name.endsWith('.lock'))) && e.owner === 'dead') return undefined;
+  if (opts.now) return undefined;
+  if (opts.at - e.mtimeMs < opts.graceMs) {
+    if (e.kind === 'partial') return 'an interrupted download younger than the grace period (the next pull resumes it)';
+    if (e.kind === 'upload') return 'an interrupted upload younger than the grace period (the next push continues it)';
+    return 'younger than the grace period';
+  }
+  return undefined;
+}
+
+/** Human description of an ingest entry, for `kit store verify`. */
+export function describeIngest(e: IngestEntry): string {
+  switch (e.kind) {
+    case 'partial':
+      return e.owner === 'active'
+        ? `a download in progress (process ${e.pid})`
+        : 'an interrupted download; the next pull of this blob resumes it, `kit store gc` removes it once stale';
+    case 'temp':
+      if (e.owner === 'active') return `a write in progress (process ${e.pid})`;
+      if (e.owner === 'dead') return `left by process ${e.pid}, which is gone; the next write to the store or \`kit store gc\` removes it`;
+      return 'left by a process kit cannot check (another host or namespace); `kit store gc` removes it once stale';
+    case 'lock':
+      return e.owner === 'active' ? `held by process ${e.pid}` : 'a lock whose process is gone; taken over by the next pull, removed by `kit store gc`';
+    case 'upload':
+      if (e.owner === 'active') return `an upload in progress (process ${e.pid})`;
+      return e.name.endsWith('.json')
+        ? 'the upload session of an interrupted push; the next push of this blob continues it, `kit store gc` removes it once stale'
+        : 'left by an interrupted push; `kit store gc` removes it';
+    default:
+      return e.directory ? 'a folder kit does not manage' : 'an unknown file; `kit store gc` removes it once stale';
+  }
+}
