@@ -15,6 +15,7 @@ import { buildKitOpsConfig, buildModelPackConfig, rfc3339, type DescriptorExtras
 import { KitAnnotation, KitOps, ModelPack, ModelPackAnnotation, kitOpsLayerType, modelPackLayerType, type ArtifactFormat, type LayerEncoding } from './media-types.js';
 import { planLayers, type LayerFormat, type PlannedLayer } from './plan.js';
 import { KIT_VERSION } from '../version.js';
+import { retryWhenBlobsVanish } from '../store/blob-race.js';
 
 export interface PackOptions {
   contextDir: string;
@@ -121,38 +122,41 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   }
   opts.onEvent?.({ type: 'plan', layers: plan.length, bytes: plan.reduce((n, l) => n + l.contentSize, 0) });
 
-  const built: Array<{ layer: PlannedLayer; result: LayerResult; mediaType: string }> = [];
-  for (const [index, layer] of plan.entries()) {
-    const encoding = layerEncoding(layer, opts.compression);
-    const mediaType = opts.format === 'kitops' ? kitOpsLayerType(layer.section, encoding === 'raw' ? 'tar' : encoding) : modelPackLayerType(layer.role, encoding);
-    opts.onEvent?.({ type: 'layer-start', index, path: layer.path, bytes: layer.contentSize });
-    const result = await opts.sink.addLayer(layer, encoding === 'raw' ? 'raw' : opts.compression, mtime, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
-    built.push({ layer, result: result.result, mediaType });
-    opts.onEvent?.({ type: 'layer-done', index, path: layer.path, digest: result.result.digest, size: result.result.size, existed: result.existed });
-  }
+  const { built, layers, manifest, desc, tagged } = await retryWhenBlobsVanish(async () => {
+    const built: Array<{ layer: PlannedLayer; result: LayerResult; mediaType: string }> = [];
+    for (const [index, layer] of plan.entries()) {
+      const encoding = layerEncoding(layer, opts.compression);
+      const mediaType = opts.format === 'kitops' ? kitOpsLayerType(layer.section, encoding === 'raw' ? 'tar' : encoding) : modelPackLayerType(layer.role, encoding);
+      opts.onEvent?.({ type: 'layer-start', index, path: layer.path, bytes: layer.contentSize });
+      const result = await opts.sink.addLayer(layer, encoding === 'raw' ? 'raw' : opts.compression, mtime, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
+      built.push({ layer, result: result.result, mediaType });
+      opts.onEvent?.({ type: 'layer-done', index, path: layer.path, digest: result.result.digest, size: result.result.size, existed: result.existed });
+    }
 
-  const layers: Descriptor[] = built.map(({ layer, result, mediaType }) => {
-    const d: Descriptor = { mediaType, digest: result.digest, size: result.size };
-    if (opts.format === 'modelpack') d.annotations = layerAnnotations(layer, result, mtime);
-    return d;
+    const layers: Descriptor[] = built.map(({ layer, result, mediaType }) => {
+      const d: Descriptor = { mediaType, digest: result.digest, size: result.size };
+      if (opts.format === 'modelpack') d.annotations = layerAnnotations(layer, result, mtime);
+      return d;
+    });
+    const config = await writeConfig(opts, kitfile, built, created);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ImageManifest,
+      artifactType: opts.format === 'kitops' ? KitOps.ArtifactType : ModelPack.ArtifactType,
+      config,
+      layers,
+      annotations: {
+        ...opts.annotations,
+        [Annotation.Created]: rfc3339(created),
+        [KitAnnotation.Kitfile]: text,
+        [KitAnnotation.CliVersion]: KIT_VERSION,
+      },
+    };
+    const desc = await opts.sink.addJson(manifest, MediaType.ImageManifest);
+    const tagged: Descriptor = { ...desc, artifactType: manifest.artifactType! };
+    for (const ref of refs) await opts.sink.tag(tagged, ref);
+    return { built, layers, manifest, desc, tagged };
   });
-  const config = await writeConfig(opts, kitfile, built, created);
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.ImageManifest,
-    artifactType: opts.format === 'kitops' ? KitOps.ArtifactType : ModelPack.ArtifactType,
-    config,
-    layers,
-    annotations: {
-      ...opts.annotations,
-      [Annotation.Created]: rfc3339(created),
-      [KitAnnotation.Kitfile]: text,
-      [KitAnnotation.CliVersion]: KIT_VERSION,
-    },
-  };
-  const desc = await opts.sink.addJson(manifest, MediaType.ImageManifest);
-  const tagged: Descriptor = { ...desc, artifactType: manifest.artifactType! };
-  for (const ref of refs) await opts.sink.tag(tagged, ref);
   await opts.onPacked?.({
     descriptor: tagged,
     manifest,

@@ -1,7 +1,9 @@
-import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KitError, ExitCode } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { hasherDigest, newHasher } from '../oci/digest.js';
 import type { Target } from '../oci/target.js';
 import { VerifyingStream } from '../oci/verify.js';
 import { extractTarLayer, safeJoin, writeRawFile, type ExistingPolicy } from '../layers/extract.js';
@@ -56,16 +58,22 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
 
   // Everything that can be refused is refused before the first byte is written.
   for (const l of selected) safeJoin(opts.dest, l.path);
-  await refuseExisting(opts, selected, withKitfile);
+  // A re-run (after a kill, or of a finished unpack) finds files it wrote before: a raw layer
+  // whose file already holds exactly its bytes is done, neither fetched nor written again.
+  const done = new Set<ArtifactLayer>();
+  for (const l of selected) if (opts.existing !== 'skip' && (await holdsRawLayer(opts.dest, l))) done.add(l);
+  const kitfileDone = withKitfile && (await holdsText(join(opts.dest, 'Kitfile'), kitfileContent(artifact.kitfileText)));
+  await refuseExisting(opts, selected.filter((l) => !done.has(l)), withKitfile && !kitfileDone);
 
   await mkdir(opts.dest, { recursive: true });
   const started = Date.now();
   for (const [index, layer] of selected.entries()) {
     opts.onEvent?.({ type: 'layer-start', index, total: selected.length, path: layer.path, bytes: layer.descriptor.size });
-    await unpackLayer(opts, layer, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
+    if (done.has(layer)) opts.onEvent?.({ type: 'layer-progress', index, bytes: layer.descriptor.size });
+    else await unpackLayer(opts, layer, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
     opts.onEvent?.({ type: 'layer-done', index, path: layer.path });
   }
-  if (withKitfile) await writeKitfile(opts, artifact.kitfileText);
+  if (withKitfile && !kitfileDone) await writeKitfile(opts, artifact.kitfileText);
   await removeStaleTemps(opts.dest, selected, started);
   return {
     digest: artifact.descriptor.digest,
@@ -91,6 +99,26 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /** With the default policy, files already at a raw layer's path or the Kitfile stop the unpack up front. */
+/** True when `dest` already holds a raw layer's file with exactly its bytes (hashed only when the size matches). */
+async function holdsRawLayer(dest: string, layer: ArtifactLayer): Promise<boolean> {
+  if (layer.encoding !== 'raw') return false;
+  const path = safeJoin(dest, layer.path);
+  const st = await lstat(path).catch(() => undefined);
+  if (!st?.isFile() || st.size !== layer.descriptor.size) return false;
+  const hasher = newHasher();
+  // Large blocks: this may be tens of gigabytes of weights.
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hasher.update(chunk as Buffer);
+  return hasherDigest(hasher) === layer.descriptor.digest;
+}
+
+async function holdsText(path: string, text: string): Promise<boolean> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st?.isFile() || st.size !== Buffer.byteLength(text)) return false;
+  return (await readFile(path, 'utf8')) === text;
+}
+
+const kitfileContent = (text: string): string => (text.endsWith('\n') ? text : `${text}\n`);
+
 async function refuseExisting(opts: UnpackOptions, layers: ArtifactLayer[], withKitfile: boolean): Promise<void> {
   if (opts.existing !== 'error') return;
   const paths = layers.filter((l) => l.encoding === 'raw').map((l) => l.path);
@@ -160,7 +188,7 @@ async function writeKitfile(opts: UnpackOptions, text: string): Promise<void> {
   if (opts.existing === 'skip' && (await exists(target))) return;
   const tmp = `${target}.kit-${process.pid}.tmp`;
   try {
-    await writeFile(tmp, text.endsWith('\n') ? text : `${text}\n`, { mode: 0o644 });
+    await writeFile(tmp, kitfileContent(text), { mode: 0o644 });
     await rename(tmp, target);
   } catch (e) {
     await rm(tmp, { force: true });

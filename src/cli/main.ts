@@ -32,11 +32,13 @@ export function buildProgram(): Command {
     .version(KIT_VERSION, '--version', 'print the version')
     .option('-v, --verbose', 'show details, and stack traces on errors')
     .showSuggestionAfterError(true)
-    .configureHelp({ sortSubcommands: false });
+    .configureHelp({ sortSubcommands: false })
+    // Before registering: commander copies this setting into subcommands when they are created,
+    // so a usage error in any subcommand exits 2 instead of commander's own exit(1).
+    .exitOverride();
   for (const register of [registerInit, registerPack, registerImport, registerList, registerInspect, registerInfo, registerTag, registerRemove, registerUnpack, registerPush, registerPull, registerLogin, registerLogout, registerStore, registerDiff, registerKey, registerSign, registerVerify, registerAttest, registerReferrers, registerVersion]) {
     register(program);
   }
-  program.exitOverride();
   return program;
 }
 

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, link, mkdir, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -48,6 +48,8 @@ export interface ExtractResult {
   bytes: number;
   /** Paths (normalised) left alone because they existed and the policy was 'skip'. */
   skipped: string[];
+  /** Paths (normalised) that already held exactly the entry's bytes (policy 'error'). */
+  unchanged: string[];
 }
 
 export const DEFAULT_MAX_LAYER_BYTES = 2 ** 40;
@@ -165,7 +167,7 @@ class Extraction {
   /** Where the last entry's data ends in the tar, to detect a tar cut at an entry boundary. */
   private dataEnd = 0;
   private declaredBytes = 0;
-  private readonly counts: ExtractResult = { files: 0, directories: 0, bytes: 0, skipped: [] };
+  private readonly counts: ExtractResult = { files: 0, directories: 0, bytes: 0, skipped: [], unchanged: [] };
 
   constructor(
     private readonly dest: string,
@@ -243,7 +245,15 @@ class Extraction {
   private async write(e: CheckedEntry, data: Readable): Promise<void> {
     const abs = join(this.dest, ...e.rel.split('/'));
     await assertRealParents(this.dest, e.rel);
-    const decision = await claimPath(e.rel, abs, e.kind === 'directory' ? 'directory' : 'file', this.opts.existing);
+    const decision = await claimPath(e.rel, abs, e.kind === 'directory' ? 'directory' : 'file', this.opts.existing, e.kind === 'file' ? e.size : undefined);
+    if (decision === 'compare') {
+      // Same size as what is there: a re-run after a kill (or of a finished unpack) finds its
+      // own file. Identical bytes mean done; anything else is the user's file, kept and reported.
+      if (!(await sameBytes(data, abs))) throw fileExists(e.rel);
+      this.counts.unchanged.push(e.rel);
+      this.present.add(e.rel);
+      return;
+    }
     if (decision === 'skip') {
       this.counts.skipped.push(e.rel);
       if (e.kind === 'file') this.present.add(e.rel);
@@ -334,18 +344,19 @@ function entryKind(h: Header): EntryKind {
 // ---------------------------------------------------------------------------------------
 // Existing paths
 
-type Decision = 'write' | 'replace' | 'merge' | 'skip';
+type Decision = 'write' | 'replace' | 'merge' | 'skip' | 'compare';
 
 /**
  * What to do at `abs`, which an entry of `kind` is about to occupy. A folder entry on an
  * existing folder merges (no policy applies); anything else that exists is subject to the
  * policy. A folder is never replaced by a file, even with 'overwrite': that would delete a tree.
  */
-async function claimPath(rel: string, abs: string, kind: 'file' | 'directory', policy: ExistingPolicy): Promise<Decision> {
+async function claimPath(rel: string, abs: string, kind: 'file' | 'directory', policy: ExistingPolicy, size?: number): Promise<Decision> {
   const st = await lstatOrNull(abs);
   if (st === null) return 'write';
   if (kind === 'directory' && st.isDirectory()) return 'merge';
   if (policy === 'skip') return 'skip';
+  if (policy === 'error' && size !== undefined && st.isFile() && st.size === size) return 'compare';
   if (policy === 'error') throw fileExists(rel);
   if (kind === 'file' && st.isDirectory()) {
     throw new KitError('FILE_EXISTS', `${rel} already exists as a folder; not replacing it with a file`, {
@@ -394,6 +405,17 @@ async function placeAtomically(abs: string, make: (tmp: string) => Promise<unkno
 }
 
 /** Read an entry's data to its end without keeping it (tar-stream needs it consumed). */
+/** Whether the entry's bytes equal the file at `abs` (sizes already match); consumes `data`. */
+async function sameBytes(data: Readable, abs: string): Promise<boolean> {
+  const digestOf = async (stream: AsyncIterable<Buffer>): Promise<string> => {
+    const h = createHash('sha256');
+    for await (const chunk of stream) h.update(chunk);
+    return h.digest('hex');
+  };
+  const [entry, onDisk] = await Promise.all([digestOf(data), digestOf(createReadStream(abs, { highWaterMark: 1024 * 1024 }))]);
+  return entry === onDisk;
+}
+
 async function drain(data: Readable): Promise<void> {
   for await (const _chunk of data) {
     // discard

@@ -275,7 +275,7 @@ export function codesOf(err: KitError): string[] {
 
 export function digestRejected(ctx: RepoContext, blob: Blob): KitError {
   return new KitError('DIGEST_MISMATCH', `${ctx.display} rejected blob ${blob.digest}: the uploaded content does not hash to that digest`, {
-    hint: 'the source content is corrupt or changed while it was read; verify it (`kit verify`) and push again',
+    hint: 'the source content is corrupt or changed while it was read; verify it (`kit store verify`) and push again',
   });
 }
 

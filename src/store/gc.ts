@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
 import { lstat, readFile, readdir } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
+import { ownerTag, processAlive, readLockOwner, type OwnerState } from './pid-lock.js';
 
 /**
  * What lies in the store's `ingest/` folder, and whether it may go. Shared by `kit store
@@ -15,7 +13,7 @@ import { errnoCode } from '../errors.js';
  *                              writer is gone.
  *   <hex>.partial              an interrupted download of blob sha256:<hex>: the next pull of
  *                              that blob continues from its length (a Range request).
- *   <hex>.partial.lock         the pid of the process downloading into <hex>.partial.
+ *   <hex>.partial.lock         the pid (and namespace tag) of the process downloading into <hex>.partial.
  *   anything else              another writer's file; kept while `<name>.lock` names a live
  *                              process, else stale after the grace period. Folders are left alone.
  *
@@ -27,7 +25,7 @@ import { errnoCode } from '../errors.js';
 export type IngestKind = 'temp' | 'partial' | 'lock' | 'upload' | 'other';
 
 /** active: a running process owns it. dead: its owner is gone. unknown: cannot tell (another host or namespace, or no owner recorded). */
-export type OwnerState = 'active' | 'dead' | 'unknown';
+export type { OwnerState };
 
 export interface IngestEntry {
   name: string;
@@ -50,41 +48,9 @@ const TEMP_NAME = /^(\d+)-([a-z0-9]+)-[0-9a-f-]{36}\.tmp$/;
 const LEGACY_TEMP_NAME = /^(\d+)-[0-9a-f]{8}-[0-9a-f-]{27}\.tmp$/;
 const PARTIAL_NAME = /^[a-f0-9]{64}\.partial$/;
 
-let cachedOwnerTag: string | undefined;
-
-/**
- * Identifies the pid namespace this process runs in (Linux: the inode of /proc/self/ns/pid;
- * elsewhere a hash of the host name). Two containers sharing a store folder see different
- * pids: a process must not declare dead a pid of another namespace that merely is not
- * visible from its own.
- */
-export function ownerTag(): string {
-  if (cachedOwnerTag !== undefined) return cachedOwnerTag;
-  let tag: string | undefined;
-  try {
-    const m = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'));
-    if (m) tag = Number(m[1]).toString(36);
-  } catch {
-    // not Linux, or /proc not mounted
-  }
-  tag ??= `h${createHash('sha256').update(hostname()).digest('hex').slice(0, 10)}`;
-  cachedOwnerTag = tag;
-  return tag;
-}
-
 /** The name of a temp file this process writes in the ingest folder, for a given unique id. */
 export function tempName(uuid: string): string {
   return `${process.pid}-${ownerTag()}-${uuid}.tmp`;
-}
-
-export function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
 }
 
 /** Owner state of a temp file name, from the pid and namespace tag it carries. */
@@ -100,13 +66,7 @@ export function tempOwner(name: string): { pid?: number; owner: OwnerState } {
   return { owner: 'unknown' };
 }
 
-/** The pid in a pid-lock file (see pid-lock.ts), with its state. */
-async function lockOwner(path: string): Promise<{ pid?: number; owner: OwnerState }> {
-  const text = await readFile(path, 'utf8').catch(() => undefined);
-  const pid = Number((text ?? '').trim());
-  if (!Number.isInteger(pid) || pid <= 0) return { owner: text === undefined ? 'unknown' : 'dead' };
-  return { pid, owner: processAlive(pid) ? 'active' : 'dead' };
-}
+const lockOwner = readLockOwner;
 
 /** Every entry of the ingest folder, classified. A missing folder is empty. */
 export async function inspectIngest(dir: string): Promise<IngestEntry[]> {

@@ -409,13 +409,13 @@ export class LocalStore implements Target {
     const bytes = await this.readUpTo(digest, desc.size + 1);
     if (bytes.length !== desc.size) {
       throw new KitError('SIZE_MISMATCH', `blob ${digest} in the local store: expected ${desc.size} bytes, found ${bytes.length}${bytes.length > desc.size ? ' or more' : ''}`, {
-        hint: 'run `kit verify`; the blob is corrupt or the descriptor is wrong',
+        hint: 'run `kit store verify`; the blob is corrupt or the descriptor is wrong',
       });
     }
     const got = sha256(bytes);
     if (got !== digest) {
       throw new KitError('DIGEST_MISMATCH', `blob ${digest} in the local store is corrupt (its content hashes to ${got})`, {
-        hint: 'run `kit verify`, then pull or pack the artifact again',
+        hint: 'run `kit store verify`, then pull or pack the artifact again',
       });
     }
     try {
@@ -989,7 +989,7 @@ function notFound(ref: string): KitError {
 
 function blobNotFound(digest: Digest): KitError {
   return new KitError('NOT_FOUND', `blob ${digest} is not in the local store`, {
-    hint: 'pull or pack the artifact again; `kit verify` checks the whole store',
+    hint: 'pull or pack the artifact again; `kit store verify` checks the whole store',
     exitCode: ExitCode.notFound,
   });
 }

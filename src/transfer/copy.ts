@@ -1,10 +1,11 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KitError } from '../errors.js';
+import { KitError, errnoCode } from '../errors.js';
 import { sha256 } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/descriptor.js';
 import type { Target } from '../oci/target.js';
 import { MAX_LAYERS } from '../artifact/manifest-schema.js';
+import { retryWhenBlobsVanish } from '../store/blob-race.js';
 
 /**
  * One graph copy serves push, pull and cross-repository tag: resolve the root, then copy
@@ -72,12 +73,13 @@ const hasPushManifest = (t: Target): t is ManifestTarget => typeof (t as Partial
 export async function copy(src: Target, dst: Target, srcRef: string, dstRef: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {
   const root = await src.resolve(srcRef);
   const result: CopyResult = { descriptor: root, blobs: 0, copied: 0, skipped: 0, mounted: 0, bytes: 0 };
-  await copyNode(src, dst, root, opts, result, 0);
-  if (dstRef !== undefined) {
+  await retryWhenBlobsVanish(async () => {
+    await copyNode(src, dst, root, opts, result, 0);
+    if (dstRef === undefined) return;
     const bytes = await readManifestBytes(src, root);
     if (hasPushManifest(dst)) await dst.pushManifest(root, bytes, dstRef);
     else await dst.tag(root, dstRef);
-  }
+  });
   opts.onEvent?.({ type: 'manifest', digest: root.digest, ...(dstRef !== undefined ? { ref: dstRef } : {}) });
   if (opts.referrers) result.referrers = await copyReferrers(src, dst, root, opts, opts.referrers, result, 0);
   return result;
@@ -248,7 +250,17 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
       }
     }
   }
-  const counted = (s: Readable) => s.pipe(new ProgressCounter((n) => opts.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes: n })));
+  // Progress is the bytes of this blob the destination holds: a retry that starts again at
+  // `offset` first takes back what the broken attempt had reported beyond it.
+  let reported = 0;
+  const progress = (n: number) => {
+    reported += n;
+    opts.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes: n });
+  };
+  const counted = (s: Readable, offset: number) => {
+    if (offset !== reported) progress(offset - reported);
+    return s.pipe(new ProgressCounter(progress));
+  };
   let resumedFrom: number | undefined;
   const attempts = opts.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
@@ -256,18 +268,19 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
       if (canResume(dst)) {
         const r = await dst.pushResumable(desc, async (offset) => {
           const s = await src.fetch(desc, { offset });
-          return forwardErrors(s, counted(s));
+          return forwardErrors(s, counted(s, offset));
         });
         resumedFrom = r.resumedFrom > 0 ? r.resumedFrom : resumedFrom;
       } else {
         const s = await src.fetch(desc);
-        await dst.push(desc, forwardErrors(s, counted(s)));
+        await dst.push(desc, forwardErrors(s, counted(s, 0)));
       }
       break;
     } catch (err) {
-      // Verification failures and refusals are final; a broken transfer is tried again and,
-      // where the destination keeps partial content, resumes where it stopped.
-      if ((err instanceof KitError && !RETRYABLE_CODES.has(err.code)) || attempt >= attempts) throw err;
+      // Verification failures, refusals and local conditions no retry changes (a full disk, a
+      // read-only store) are final; a broken transfer is tried again and, where the destination
+      // keeps partial content, resumes where it stopped.
+      if ((err instanceof KitError && !RETRYABLE_CODES.has(err.code)) || isFinalLocalError(err) || attempt >= attempts) throw err;
       await sleep(Math.min(200 * 2 ** attempt, 5000) * Math.random());
     }
   }
@@ -275,6 +288,9 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
   result.bytes += desc.size;
   opts.onEvent?.({ type: 'blob-done', digest: desc.digest, size: desc.size, how: 'copied', ...(resumedFrom ? { resumedFrom } : {}) });
 }
+
+const FINAL_ERRNO = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE']);
+const isFinalLocalError = (err: unknown): boolean => FINAL_ERRNO.has(errnoCode(err) ?? '');
 
 /** pipe() does not forward errors; without this a broken source would hang the destination. */
 function forwardErrors(source: Readable, piped: Readable): Readable {

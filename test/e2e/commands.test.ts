@@ -121,6 +121,28 @@ describe('unpack filters and existing files', () => {
   });
 });
 
+describe('unpack run again', () => {
+  it('takes files already holding the artifact bytes as done, and still refuses a changed file of the same size', async () => {
+    const home = await packed();
+    const out = join(await tempDir(), 'out');
+    await ok(['unpack', 'x.io/team/model:1', '-d', out], { home });
+    const first = await snapshotTree(out);
+    // Again into the same folder: nothing to do, nothing changed, no flag needed.
+    await ok(['unpack', 'x.io/team/model:1', '-d', out], { home });
+    assert.deepEqual(diffTrees(first, await snapshotTree(out)), []);
+
+    // A file the user changed (same size, other bytes) is theirs: refused, left as it is.
+    const weights = join(out, 'models', 'sentiment.safetensors');
+    const bytes = await readFile(weights);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    await writeFile(weights, bytes);
+    const r = await runKit(['unpack', 'x.io/team/model:1', '-d', out], { home });
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /models\/sentiment\.safetensors already exists/);
+    assert.deepEqual(await readFile(weights), bytes);
+  });
+});
+
 describe('tag and remove', () => {
   it('tags, untags, deletes on the last tag and collects only unshared blobs', async () => {
     const home = await packed();

@@ -27,13 +27,12 @@ const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 
 const skip = await registrySkipReason();
 
-/**
- * The one failure a round may legitimately show: a pack or pull re-creating an artifact whose
- * blobs a concurrent `kit remove --all` deleted between the moment it found them in the store
- * and the moment it tagged. The store refuses the tag (it never points a tag at missing blobs)
- * and the command fails in one line; running it again succeeds. Counted and reported.
+/*
+ * The race this test provokes on purpose: a pack or pull re-creating an artifact whose blobs a
+ * concurrent `kit remove --all` deletes between the moment it found them in the store and the
+ * moment it tags. The store refuses such a tag (it never points a tag at missing blobs) and the
+ * command builds or copies again (src/store/blob-race.ts): no command may fail.
  */
-const RACED_TAG = /^kit: cannot tag: .* is not in the local store\n/;
 
 interface Ledger {
   created: Set<string>;
@@ -89,7 +88,6 @@ describe('four kit processes in one store', { skip }, () => {
     })();
 
     const rnd = seededRandom(SEED);
-    let raced = 0;
     let removedAll = 0;
     let collectedRounds = 0;
     const counts = { pack: 0, tag: 0, pull: 0, remove: 0, gc: 0 };
@@ -120,24 +118,17 @@ describe('four kit processes in one store', { skip }, () => {
         const what = `round ${r}`;
 
         for (const [name, run] of [['pack', pack], ['pull', pull]] as const) {
-          if (run!.code === 0) continue;
-          assert.match(run!.stderr, RACED_TAG, `${what}: kit ${name} failed:\n${run!.stderr}`);
-          assert.equal(run!.code, 1);
-          raced++;
+          assert.equal(run!.code, 0, `${what}: kit ${name} failed:\n${run!.stderr}`);
         }
         assert.equal(tag!.code, 0, `${what}: kit tag failed:\n${tag!.stderr}`);
         assert.equal(remove!.code, 0, `${what}: kit ${removeArgs?.join(' ')} failed:\n${remove!.stderr}`);
 
-        if (pack!.code === 0) {
-          for (const x of (JSON.parse(pack!.stdout) as { tags: string[] }).tags) note(ledger, digestOf, x, even ? digestB : digestA);
-          counts.pack++;
-        }
+        for (const x of (JSON.parse(pack!.stdout) as { tags: string[] }).tags) note(ledger, digestOf, x, even ? digestB : digestA);
+        counts.pack++;
         note(ledger, digestOf, (JSON.parse(tag!.stdout) as { target: string }).target, digestA);
         counts.tag++;
-        if (pull!.code === 0) {
-          note(ledger, digestOf, (JSON.parse(pull!.stdout) as { destination: string }).destination, even ? digestB : digestA);
-          counts.pull++;
-        }
+        note(ledger, digestOf, (JSON.parse(pull!.stdout) as { destination: string }).destination, even ? digestB : digestA);
+        counts.pull++;
         if (removeArgs?.[0] === 'store') {
           const gc = JSON.parse(remove!.stdout) as { blobs: { removed: string[] } };
           assert.deepEqual(gc.blobs.removed, [], `${what}: gc removed blobs younger than its grace period`);
@@ -171,7 +162,7 @@ describe('four kit processes in one store', { skip }, () => {
     assert.equal(v.tags, expected.length);
     const list = JSON.parse((await kitOk(['list', '--json'], { home })).stdout) as Array<{ reference: string }>;
     assert.deepEqual(list.map((x) => x.reference).sort(), expected.sort());
-    // What the races left unreferenced (a pack whose tag was refused), gc removes; the store stays whole.
+    // What the races left unreferenced (blobs of a first attempt whose tag was refused), gc removes; the store stays whole.
     const gc = JSON.parse((await kitOk(['store', 'gc', '--now', '--json'], { home })).stdout) as { blobs: { removed: string[] } };
     const after = await verifyStore(home);
     assert.ok(after.clean && after.unreferenced.blobs === 0 && after.tags === expected.length, JSON.stringify(after));
@@ -179,7 +170,7 @@ describe('four kit processes in one store', { skip }, () => {
     t.diagnostic(
       `${ROUNDS} rounds of 4 processes in ${(elapsed / 1000).toFixed(1)}s: ${counts.pack} packs, ${counts.tag} tags, ${counts.pull} pulls, ${counts.remove} removes, ${counts.gc} gc runs ` +
         `(${removedAll} of them --all, ${collectedRounds} deleted blobs); ${ledger.created.size} tags created, ${ledger.removed.size} removed, ${expected.length} left, none lost; ` +
-        `index.json read ${watcher.reads} times, always whole; ${raced} pack/pull refused to tag blobs a concurrent remove had deleted; gc then removed ${gc.blobs.removed.length} unreferenced blobs`,
+        `index.json read ${watcher.reads} times, always whole; gc then removed ${gc.blobs.removed.length} unreferenced blobs`,
     );
   });
 });

@@ -15,7 +15,7 @@ import { registrySkipReason, startRegistry, type RunningRegistry } from '../inte
 import { failureLine, ingestFiles, kit, kitOk, verifyStore } from './helpers/kit.js';
 import { makeProject } from './helpers/project.js';
 import { giveTo, unprivileged } from './helpers/system.js';
-import { ownerTag } from '../../src/store/gc.js';
+import { ownerTag } from '../../src/store/pid-lock.js';
 
 const OLD = new Date(Date.now() - 3600_000); // an hour ago: past the default 10-minute grace period
 

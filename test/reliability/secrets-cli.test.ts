@@ -205,7 +205,7 @@ describe('credentials never printed (-v, real registries)', { skip }, () => {
     assert.deepEqual(found, []);
   });
 
-  it('a credential helper failing after printing the credential does not get it quoted', { todo: 'src/registry/credentials/helper.ts quotes a failed helper\'s stdout in its error' }, async () => {
+  it('a credential helper failing after printing the credential does not get it quoted', async () => {
     const host = basic.registry.host;
     const d = await home();
     const bin = join(d.home, 'bin');

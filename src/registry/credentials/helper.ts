@@ -65,10 +65,11 @@ export async function helperGet(name: string, serverUrl: string, timeoutMs = HEL
   const result = await run(program, serverUrl, timeoutMs);
   if (!result) return undefined;
   if (result.code !== 0) {
-    const said = `${result.stdout}\n${result.stderr}`;
-    if (/credentials not found/i.test(said)) return undefined;
-    // On failure a helper prints an error message, not a credential.
-    throw new KitError('CREDENTIAL_HELPER_FAILED', `the credential helper ${program} failed for ${serverUrl} (exit ${result.code}${said.trim() ? `: ${oneLine(said, 200)}` : ''})`, {
+    if (/credentials not found/i.test(`${result.stdout}\n${result.stderr}`)) return undefined;
+    // Quote stderr only: a broken helper may well have printed the credential on stdout
+    // before failing, and nothing a helper writes there may reach a log.
+    const said = result.stderr.trim();
+    throw new KitError('CREDENTIAL_HELPER_FAILED', `the credential helper ${program} failed for ${serverUrl} (exit ${result.code}${said ? `: ${oneLine(said, 200)}` : ''})`, {
       hint: `check that ${program} works (\`echo ${serverUrl} | ${program} get\`), or log in with \`kit login\``,
     });
   }

@@ -75,7 +75,7 @@ describe('extractTarLayer: round trip', () => {
         onProgress: (n) => (progress += n),
       });
       assert.equal(progress, written.size, 'progress counts the blob bytes read');
-      assert.deepEqual(r, { files: 4, directories: 3, bytes: 3_000_000 + 7 + 18, skipped: [] });
+      assert.deepEqual(r, { files: 4, directories: 3, bytes: 3_000_000 + 7 + 18, skipped: [], unchanged: [] });
       for (const e of entries) {
         const st = await stat(join(s.dest, e.path));
         if (e.type === 'directory') {
@@ -187,6 +187,16 @@ describe('extractTarLayer: existing files', () => {
     const err = await rejectsWithCode(extract(s, await tar()), 'FILE_EXISTS', 'b.txt');
     assert.match(err.hint ?? '', /--overwrite or --ignore-existing/);
     assert.equal(await readFile(join(s.dest, 'b.txt'), 'utf8'), 'old');
+    assert.deepEqual(await partialFiles(s.dest), []);
+  });
+
+  it("'error' accepts a file already holding exactly the entry's bytes (a re-run) and reports it unchanged", async () => {
+    const s = await sandbox();
+    await writeFile(join(s.dest, 'b.txt'), 'new');
+    const r = await extract(s, await tar());
+    assert.deepEqual(r.unchanged, ['b.txt']);
+    assert.equal(r.files, 1);
+    assert.equal(await readFile(join(s.dest, 'a.txt'), 'utf8'), 'new');
     assert.deepEqual(await partialFiles(s.dest), []);
   });
 
