@@ -37,7 +37,11 @@ export function sourceMode(input: string): { ref: string; mode: 'local' | 'remot
 }
 
 export async function diffReferences(a: string, b: string, settings: RegistrySettings = {}): Promise<ArtifactDiff> {
-  const [la, lb] = await Promise.all([load(a, settings), load(b, settings)]);
+  // Both at once, but a failure is reported for A before B, whichever settles first.
+  const [ra, rb] = await Promise.allSettled([load(a, settings), load(b, settings)]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  const [la, lb] = [ra.value, rb.value];
   return { ...compareArtifacts(la.artifact, lb.artifact), a: la.info, b: lb.info };
 }
 

@@ -1,5 +1,5 @@
 import type { Hash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { KitError } from '../errors.js';
 import { hasherDigest, newHasher, type Digest } from './digest.js';
 
@@ -17,6 +17,8 @@ export class VerifyingStream extends Transform {
     private readonly expected: { digest: Digest; size: number },
     private readonly what = 'content',
     resume?: { hash: Hash; bytes: number },
+    /** When this says so, an end before `expected.size` is not an error (its source failed and the caller keeps what arrived). */
+    private readonly shortEndAllowed?: () => boolean,
   ) {
     super();
     this.hash = resume?.hash ?? newHasher();
@@ -38,6 +40,10 @@ export class VerifyingStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
+    if (this.count < this.expected.size && this.shortEndAllowed?.()) {
+      cb();
+      return;
+    }
     if (this.count !== this.expected.size) {
       cb(sizeMismatch(this.what, this.expected.size, String(this.count)));
       return;
@@ -80,4 +86,24 @@ export class HashingStream extends Transform {
     this.hash.update(chunk);
     cb(null, chunk);
   }
+}
+
+/**
+ * Passes `source` through and, when it fails, ends instead of failing, keeping the error for
+ * the caller: everything that arrived before a dropped connection still reaches the disk
+ * (a pipeline would discard what is buffered on the way), so a resume asks for less again.
+ */
+export function keepWhatArrives(source: Readable): { stream: Readable; failure: () => Error | undefined } {
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  let failure: Error | undefined;
+  source.on('error', (err) => {
+    if (failure) return;
+    failure = err;
+    source.unpipe(out);
+    out.end();
+  });
+  // Downstream gave up (a write failed, a digest mismatch): release the source.
+  out.once('close', () => source.destroy());
+  source.pipe(out);
+  return { stream: out, failure: () => failure };
 }

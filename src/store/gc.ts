@@ -1,7 +1,9 @@
 import { lstat, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
-import { ownerTag, processAlive, readLockOwner, type OwnerState } from './pid-lock.js';
+import { ownerTag, processAlive, readLockOwner, tempName, type OwnerState } from './pid-lock.js';
+
+export { tempName };
 
 /**
  * What lies in the store's `ingest/` folder, and whether it may go. Shared by `kit store
@@ -48,10 +50,6 @@ const TEMP_NAME = /^(\d+)-([a-z0-9]+)-[0-9a-f-]{36}\.tmp$/;
 const LEGACY_TEMP_NAME = /^(\d+)-[0-9a-f]{8}-[0-9a-f-]{27}\.tmp$/;
 const PARTIAL_NAME = /^[a-f0-9]{64}\.partial$/;
 
-/** The name of a temp file this process writes in the ingest folder, for a given unique id. */
-export function tempName(uuid: string): string {
-  return `${process.pid}-${ownerTag()}-${uuid}.tmp`;
-}
 
 /** Owner state of a temp file name, from the pid and namespace tag it carries. */
 export function tempOwner(name: string): { pid?: number; owner: OwnerState } {
@@ -116,7 +114,7 @@ export async function inspectUploads(root: string): Promise<IngestEntry[]> {
       if (e.name.endsWith('.lock')) out.push({ ...base, ...(await lockOwner(path)) });
       else if (e.name.endsWith('.json')) {
         out.push({ ...base, ...(present.has(`${e.name}.lock`) ? await lockOwner(join(dir, `${e.name}.lock`)) : { owner: 'dead' as const }) });
-      } else out.push({ ...base, owner: 'unknown' });
+      } else out.push({ ...base, ...tempOwner(e.name) });
     }
   };
   await walk(root);
@@ -128,7 +126,7 @@ export function ingestKeepReason(e: IngestEntry, opts: { graceMs: number; now: b
   if (e.directory) return 'a folder (not kit ingest data)';
   if (e.owner === 'active') return `in use by process ${e.pid ?? '?'}`;
   // A temp file or lock whose owner is gone is useless: no process can ever finish it.
-  if ((e.kind === 'temp' || e.kind === 'lock' || (e.kind === 'upload' && e.name.endsWith('.lock'))) && e.owner === 'dead') return undefined;
+  if ((e.kind === 'temp' || e.kind === 'lock' || (e.kind === 'upload' && /\.(lock|tmp)$/.test(e.name))) && e.owner === 'dead') return undefined;
   if (opts.now) return undefined;
   if (opts.at - e.mtimeMs < opts.graceMs) {
     if (e.kind === 'partial') return 'an interrupted download younger than the grace period (the next pull resumes it)';

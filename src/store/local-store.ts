@@ -16,7 +16,7 @@ import {
   type ImageIndex,
 } from '../oci/descriptor.js';
 import type { Target } from '../oci/target.js';
-import { VerifyingStream } from '../oci/verify.js';
+import { VerifyingStream, keepWhatArrives } from '../oci/verify.js';
 import { withFileLock, type HeldLock } from './file-lock.js';
 import { tryPidLock } from './pid-lock.js';
 import { createFileOnce, fsyncDir, fsyncFile, isNotFound, isPermissionError, writeError } from './fs-util.js';
@@ -241,10 +241,12 @@ export class LocalStore implements Target {
       if (offset > 0) {
         for await (const chunk of createReadStream(partial, { start: 0, end: offset - 1, highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
       }
-      const content = await open(offset);
-      const verifier = new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`, { hash, bytes: offset });
+      const { stream: content, failure } = keepWhatArrives(await open(offset));
+      const verifier = new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`, { hash, bytes: offset }, () => failure() !== undefined);
       try {
         await pipeline(content, verifier, createWriteStream(partial, { flags: offset > 0 ? 'a' : 'w', mode: 0o644 }));
+        const failed = failure();
+        if (failed) throw failed;
       } catch (err) {
         // A wrong digest or size means the partial bytes are no good; a broken connection
         // leaves them for the next attempt.

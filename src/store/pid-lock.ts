@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import { lock } from 'proper-lockfile';
 import { errnoCode } from '../errors.js';
 
@@ -39,6 +40,14 @@ export function ownerTag(): string {
   tag ??= `h${createHash('sha256').update(hostname()).digest('hex').slice(0, 10)}`;
   cachedOwnerTag = tag;
   return tag;
+}
+
+/**
+ * The name of a temp file this process writes (in the ingest area, or beside a lock): it names
+ * its writer, so whoever finds it after a kill can tell that nobody will ever finish it.
+ */
+export function tempName(uuid: string): string {
+  return `${process.pid}-${ownerTag()}-${uuid}.tmp`;
 }
 
 export function processAlive(pid: number): boolean {
@@ -84,7 +93,7 @@ export async function tryPidLock(path: string): Promise<(() => Promise<void>) | 
 
 /** Creates `path` holding `content`, atomically; false when it exists. */
 async function createWithContent(path: string, content: string): Promise<boolean> {
-  const tmp = `${path}.${randomUUID()}.tmp`;
+  const tmp = join(dirname(path), tempName(randomUUID()));
   await writeFile(tmp, content, { mode: 0o644 });
   try {
     await link(tmp, path);

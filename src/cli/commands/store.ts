@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ExitCode, KitError } from '../../errors.js';
 import { formatBytes, printJson, printLine } from '../output.js';
 
@@ -73,7 +73,7 @@ export function registerStore(program: Command): void {
   store
     .command('gc')
     .description('remove blobs no tag uses and files left by interrupted commands')
-    .option('--grace <duration>', 'keep unreferenced blobs and ingest files younger than this (30s, 10m, 2h)', parseDuration, 10 * 60 * 1000)
+    .addOption(new Option('--grace <duration>', 'keep unreferenced blobs and ingest files younger than this (30s, 10m, 2h)').argParser(parseDuration).default(10 * 60 * 1000, '10m'))
     .option('--now', 'no grace period: remove them whatever their age (only when no other kit command is running)')
     .option('--json', 'print the result as JSON')
     .addHelpText(
