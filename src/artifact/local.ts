@@ -111,13 +111,9 @@ export async function removeArtifacts(store: LocalStore, opts: RemoveOptions): P
   const candidates = new Set<Digest>();
   for (const v of victims) {
     candidates.add(v.descriptor.digest);
-    try {
-      const a = await loadArtifact(store, v.descriptor.digest);
-      candidates.add(a.manifest.config.digest);
-      for (const l of a.manifest.layers) candidates.add(l.digest);
-    } catch {
-      // a manifest we cannot read still has its own blob collected
-    }
+    // Config, layers and, for an artifact built on another one, the parent's manifest and
+    // config kept for it; a manifest we cannot read still has its own blob collected.
+    for (const d of await store.blobsOf(v.descriptor).catch(() => new Set<Digest>())) candidates.add(d);
   }
   const gc = await store.removeUnreferenced({ candidates });
   return { untagged, removedBlobs: gc.removed.length, freedBytes: gc.bytes };

@@ -42,3 +42,9 @@ export function parseManifest(value: unknown, what: string): ImageManifest {
   }
   return r.data as ImageManifest;
 }
+
+/** The manifest when `value` is a valid OCI image manifest, else undefined (for callers that only look). */
+export function manifestOrUndefined(value: unknown): ImageManifest | undefined {
+  const r = manifest.safeParse(value);
+  return r.success ? (r.data as ImageManifest) : undefined;
+}

@@ -40,7 +40,20 @@ export const KitAnnotation = {
   LegacyKitfile: 'org.kitops.modelkit.kitfile',
   /** The tool and version that made the artifact. */
   CliVersion: 'ml.kitops.modelkit.cli-version',
+  /**
+   * On an artifact whose Kitfile's model.path names another artifact: that parent, pinned by
+   * digest (`registry/repository@sha256:...`). The manifest lists the parent's model layers; the
+   * local store reads this to know that those layers may live only in the parent's registry.
+   */
+  Parent: 'ml.kitops.modelkit.parent',
 } as const;
+
+/** True for the layer media types that hold a model: ModelPack weights and their configuration, KitOps model and model parts. */
+export function isModelLayerType(mediaType: string): boolean {
+  const t = parseLayerType(mediaType);
+  if (!t) return false;
+  return t.format === 'modelpack' ? t.kind === 'weight' || t.kind === 'weight.config' : t.kind === 'model' || t.kind === 'modelpart';
+}
 
 export function modelPackLayerType(role: ModelPackRole, encoding: LayerEncoding): string {
   return `${ModelPack.LayerPrefix}${role}.v1.${encoding}`;

@@ -1,13 +1,14 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { open, rm } from 'node:fs/promises';
 import { KitError, ExitCode } from '../errors.js';
 import { Annotation, MediaType, type Descriptor, type ImageManifest } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { formatReference, parseReferenceWithDefaultTag } from '../oci/reference.js';
-import { loadKitfile } from '../kitfile/load.js';
+import { isArtifactReference, loadKitfile } from '../kitfile/load.js';
 import { loadKitignore } from '../kitfile/ignore.js';
 import type { Kitfile } from '../kitfile/schema.js';
-import { writeRawLayer, writeTarLayer, type LayerResult } from '../layers/tar-writer.js';
+import { writeTarLayer, type LayerResult } from '../layers/tar-writer.js';
 import type { Compression } from '../layers/compression.js';
 import type { LocalStore } from '../store/local-store.js';
 import { writeError } from '../store/fs-util.js';
@@ -15,7 +16,11 @@ import { buildKitOpsConfig, buildModelPackConfig, rfc3339, type DescriptorExtras
 import { KitAnnotation, KitOps, ModelPack, ModelPackAnnotation, kitOpsLayerType, modelPackLayerType, type ArtifactFormat, type LayerEncoding } from './media-types.js';
 import { planLayers, type LayerFormat, type PlannedLayer } from './plan.js';
 import { KIT_VERSION } from '../version.js';
+import { copyRawLayer } from '../layers/raw-copy.js';
 import { retryWhenBlobsVanish } from '../store/blob-race.js';
+import type { RegistrySettings } from '../registry/types.js';
+import type { OpenParent } from './lineage.js';
+import { checkNoOverlap, inheritModelConfig, resolvePackParent, type PackParent } from './pack-parent.js';
 
 export interface PackOptions {
   contextDir: string;
@@ -42,6 +47,12 @@ export interface PackOptions {
    */
   annotations?: Record<string, string>;
   descriptorExtras?: DescriptorExtras;
+  /**
+   * When model.path names another artifact: where it is looked up (default: the local store,
+   * then its registry with `settings`). Only manifests and configs are read.
+   */
+  openParent?: OpenParent;
+  settings?: RegistrySettings;
 }
 
 /**
@@ -53,6 +64,11 @@ export interface PackSink {
   /** Build one layer, hashing it on the way, and keep it; `existed`: it was there already. */
   addLayer(layer: PlannedLayer, compression: Compression | 'raw', mtime: Date, onProgress: (bytes: number) => void): Promise<{ result: LayerResult; existed: boolean }>;
   addJson(value: unknown, mediaType: string): Promise<Descriptor>;
+  /**
+   * Keep a parent's manifest or config as it is (exact bytes). The local store needs them to
+   * accept a child whose parent layers it lacks; a staging sink has no use for them.
+   */
+  addParentBlob?(desc: Descriptor, bytes: Buffer): Promise<void>;
   /** Tag the finished manifest (a staging sink records the references for the copy). */
   tag(desc: Descriptor, ref: string): Promise<void>;
 }
@@ -78,6 +94,8 @@ export interface PackedArtifact {
   layerFormat: LayerFormat;
   compression: Compression;
   layers: Array<{ planned: PlannedLayer; descriptor: Descriptor }>;
+  /** The artifact model.path names, when it builds on one (its layers come first in the manifest). */
+  parent?: { reference: string; pinned: string; digest: Digest; layers: Descriptor[] };
 }
 
 export interface PackResult {
@@ -86,7 +104,10 @@ export interface PackResult {
   mediaType: string;
   tags: string[];
   format: ArtifactFormat;
-  layers: Array<{ path: string; mediaType: string; digest: Digest; size: number }>;
+  /** Every layer of the manifest; `inherited` ones are the parent's, listed but not copied. */
+  layers: Array<{ path: string; mediaType: string; digest: Digest; size: number; inherited?: true }>;
+  /** The artifact model.path names, and the ones it builds on in turn (nearest first). */
+  parent?: { reference: string; pinned: string; digest: Digest; layers: number; bytes: number; ancestors: string[] };
 }
 
 /** The time recorded in the artifact: SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
@@ -116,13 +137,15 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   const mtime = layerTime();
   const { kitfile, text, file: kitfileFile } = await loadKitfile({ contextDir: opts.contextDir, ...(opts.kitfile !== undefined ? { file: opts.kitfile } : {}) });
   const ignore = await loadKitignore(opts.contextDir);
-  const plan = await planLayers({ contextDir: opts.contextDir, kitfile, ignore, format: opts.format, layerFormat: opts.layerFormat });
-  if (plan.length === 0) {
+  const parent = await packParent(opts, kitfile, refs[0]!);
+  const plan = await planLayers({ contextDir: opts.contextDir, kitfile, ignore, format: opts.format, layerFormat: opts.layerFormat, ...(parent ? { exclude: parent.paths } : {}) });
+  if (parent) checkNoOverlap(parent, plan);
+  if (plan.length === 0 && !parent) {
     throw new KitError('NOTHING_TO_PACK', 'the Kitfile names no files to pack', { hint: 'add a model, datasets, code, docs or prompts entry' });
   }
   opts.onEvent?.({ type: 'plan', layers: plan.length, bytes: plan.reduce((n, l) => n + l.contentSize, 0) });
 
-  const { built, layers, manifest, desc, tagged } = await retryWhenBlobsVanish(async () => {
+  const { built, own, manifest, desc, tagged } = await retryWhenBlobsVanish(async () => {
     const built: Array<{ layer: PlannedLayer; result: LayerResult; mediaType: string }> = [];
     for (const [index, layer] of plan.entries()) {
       const encoding = layerEncoding(layer, opts.compression);
@@ -133,12 +156,16 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
       opts.onEvent?.({ type: 'layer-done', index, path: layer.path, digest: result.result.digest, size: result.result.size, existed: result.existed });
     }
 
-    const layers: Descriptor[] = built.map(({ layer, result, mediaType }) => {
+    const own: Descriptor[] = built.map(({ layer, result, mediaType }) => {
       const d: Descriptor = { mediaType, digest: result.digest, size: result.size };
       if (opts.format === 'modelpack') d.annotations = layerAnnotations(layer, result, mtime);
       return d;
     });
-    const config = await writeConfig(opts, kitfile, built, created);
+    // The parent's model comes first, as a model entry does; its manifest and config are kept
+    // (by a store sink) before the child is tagged, which needs them.
+    const layers = [...(parent?.layers ?? []), ...own];
+    for (const m of parent?.metadata ?? []) await opts.sink.addParentBlob?.(m.descriptor, m.bytes);
+    const config = await writeConfig(opts, kitfile, built, created, parent);
     const manifest: ImageManifest = {
       schemaVersion: 2,
       mediaType: MediaType.ImageManifest,
@@ -150,12 +177,13 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
         [Annotation.Created]: rfc3339(created),
         [KitAnnotation.Kitfile]: text,
         [KitAnnotation.CliVersion]: KIT_VERSION,
+        ...(parent ? { [KitAnnotation.Parent]: parent.pinned } : {}),
       },
     };
     const desc = await opts.sink.addJson(manifest, MediaType.ImageManifest);
     const tagged: Descriptor = { ...desc, artifactType: manifest.artifactType! };
     for (const ref of refs) await opts.sink.tag(tagged, ref);
-    return { built, layers, manifest, desc, tagged };
+    return { built, own, manifest, desc, tagged };
   });
   await opts.onPacked?.({
     descriptor: tagged,
@@ -169,16 +197,38 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     format: opts.format,
     layerFormat: opts.layerFormat,
     compression: opts.compression,
-    layers: built.map((b, i) => ({ planned: b.layer, descriptor: layers[i]! })),
+    layers: built.map((b, i) => ({ planned: b.layer, descriptor: own[i]! })),
+    ...(parent ? { parent: { reference: parent.reference, pinned: parent.pinned, digest: parent.digest, layers: parent.layers } } : {}),
   });
+  const inherited = (parent?.layers ?? []).map((l, i) => ({ path: parent!.layerPaths[i]!, mediaType: l.mediaType, digest: l.digest, size: l.size, inherited: true as const }));
   return {
     digest: desc.digest,
     size: desc.size,
     mediaType: desc.mediaType,
     tags: refs,
     format: opts.format,
-    layers: layers.map((l, i) => ({ path: built[i]!.layer.path, mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    layers: [...inherited, ...own.map((l, i) => ({ path: built[i]!.layer.path, mediaType: l.mediaType, digest: l.digest, size: l.size }))],
+    ...(parent
+      ? {
+          parent: {
+            reference: parent.reference,
+            pinned: parent.pinned,
+            digest: parent.digest,
+            layers: parent.layers.length,
+            bytes: parent.layers.reduce((n, l) => n + l.size, 0),
+            ancestors: parent.ancestors.map((a) => a.reference),
+          },
+        }
+      : {}),
   };
+}
+
+/** The artifact model.path names, resolved (with its own parents), or undefined for a model of local files. */
+async function packParent(opts: PackOptions, kitfile: Kitfile, childName: string): Promise<PackParent | undefined> {
+  const path = kitfile.model?.path;
+  if (path === undefined || !isArtifactReference(path)) return undefined;
+  const open = opts.openParent ?? (await import('./source.js')).parentOpener('local-first', opts.settings);
+  return resolvePackParent(path, { contextDir: opts.contextDir, format: opts.format, childName, open });
 }
 
 function layerEncoding(layer: PlannedLayer, compression: Compression): LayerEncoding {
@@ -198,6 +248,10 @@ export class StoreSink implements PackSink {
 
   addJson(value: unknown, mediaType: string): Promise<Descriptor> {
     return this.store.writeJson(value, mediaType);
+  }
+
+  addParentBlob(desc: Descriptor, bytes: Buffer): Promise<void> {
+    return this.store.push(desc, Readable.from([bytes]));
   }
 
   tag(desc: Descriptor, ref: string): Promise<void> {
@@ -221,11 +275,15 @@ async function buildLayer(
     const fh = await open(tmp, 'wx').catch((err: unknown) => {
       throw writeError(err, tmp, store.root);
     });
-    out = createWriteStream(tmp, { fd: fh });
-    const result =
-      compression === 'raw'
-        ? await writeRawLayer(layer.entries[0]!.absPath, out, { onProgress })
-        : await writeTarLayer(layer.entries, { compression, mtime, onProgress }, out);
+    let result: LayerResult;
+    if (compression === 'raw') {
+      // The file as it is: copied by the kernel into the (empty, ours) temp file, hashed on the side.
+      await fh.close();
+      result = await copyRawLayer(layer.entries[0]!.absPath, tmp, { onProgress });
+    } else {
+      out = createWriteStream(tmp, { fd: fh });
+      result = await writeTarLayer(layer.entries, { compression, mtime, onProgress }, out);
+    }
     const existed = await store.exists({ mediaType: 'application/octet-stream', digest: result.digest, size: result.size });
     await store.commitIngested(tmp, result.digest, result.size);
     return { result, existed };
@@ -258,12 +316,18 @@ async function writeConfig(
   kitfile: Kitfile,
   built: Array<{ layer: PlannedLayer; result: LayerResult }>,
   created: Date,
+  parent: PackParent | undefined,
 ): Promise<Descriptor> {
   if (opts.format === 'kitops') {
     const info = new Map<string, LayerInfo>();
     for (const { layer, result } of built) info.set(`${layer.section}:${layer.entryIndex}`, { digest: result.digest, diffId: result.diffId });
+    // model.path stays the reference, as KitOps writes it: KitOps follows it to the parent.
     return opts.sink.addJson(buildKitOpsConfig(kitfile, info), KitOps.Config);
   }
-  const cfg = buildModelPackConfig(kitfile, built.map((b) => b.result.diffId), created, opts.descriptorExtras);
+  // diffIds: one per manifest layer, in layer order, the parent's first.
+  const cfg = buildModelPackConfig(kitfile, [...(parent?.diffIds ?? []), ...built.map((b) => b.result.diffId)], created, opts.descriptorExtras);
+  // The ModelPack config has no field for a parent (no unknown fields allowed): the manifest
+  // annotation records it. What the model is (architecture, format, ...) is the parent's.
+  if (parent) cfg.config = inheritModelConfig(cfg.config, parent);
   return opts.sink.addJson(cfg, ModelPack.Config);
 }

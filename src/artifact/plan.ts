@@ -39,6 +39,11 @@ export interface PlanOptions {
   ignore: FolderAwareIgnore;
   format: ArtifactFormat;
   layerFormat: LayerFormat;
+  /**
+   * Paths the parent artifact's model occupies (model.path naming an artifact): left out of
+   * any entry whose folder holds them, as a path named by another entry is.
+   */
+  exclude?: string[];
 }
 
 /** Weight files by extension; anything else in a model folder is weight configuration. */
@@ -103,7 +108,10 @@ export async function planLayers(opts: PlanOptions): Promise<PlannedLayer[]> {
 
   for (const entry of entries) {
     // Paths claimed by another, more specific entry are left out of this one.
-    const nested = entries.filter((o) => o !== entry && o.path !== entry.path && isWithin(o.path, entry.path)).map((o) => o.path);
+    const nested = [
+      ...entries.filter((o) => o !== entry && o.path !== entry.path && isWithin(o.path, entry.path)).map((o) => o.path),
+      ...(opts.exclude ?? []).filter((p) => p !== entry.path && isWithin(p, entry.path)),
+    ];
     const fieldName = entry.section === 'modelpart' ? `model.parts[${entry.entryIndex}].path` : entry.section === 'model' ? 'model.path' : `${entry.section}[${entry.entryIndex}].path`;
     const tree = await walker.collect(entry.path, nested, fieldName);
     const isFile = tree.length === 1 && tree[0]!.type === 'file' && tree[0]!.path === entry.path;

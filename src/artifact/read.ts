@@ -1,6 +1,6 @@
 import { KitError } from '../errors.js';
 import { MediaType, type Descriptor, type ImageManifest } from '../oci/descriptor.js';
-import { readJsonBlob } from '../oci/read-json.js';
+import { parseJsonBlob, readSmallBlob } from '../oci/read-json.js';
 import type { Target } from '../oci/target.js';
 import { normalizeKitfilePath, parseKitfile, serializeKitfile } from '../kitfile/load.js';
 import type { Kitfile } from '../kitfile/schema.js';
@@ -31,10 +31,17 @@ export interface ArtifactLayer {
   mode?: number;
 }
 
-export interface LoadedArtifact {
+/** An artifact's manifest and config, read and verified; no layer content. */
+export interface ArtifactHead {
   descriptor: Descriptor;
   manifest: ImageManifest;
   config: unknown;
+  /** The exact bytes, so that the local store can keep a parent's manifest and config under their digests. */
+  manifestBytes: Buffer;
+  configBytes: Buffer;
+}
+
+export interface LoadedArtifact extends ArtifactHead {
   format: ArtifactFormat;
   kitfile: Kitfile;
   /** The Kitfile text to restore: as packed when the artifact carries it, else generated. */
@@ -45,6 +52,11 @@ export interface LoadedArtifact {
 
 /** Resolve a reference on a target and read everything but the layer contents. */
 export async function loadArtifact(target: Target, ref: string): Promise<LoadedArtifact> {
+  return describeArtifact(await readArtifactHead(target, ref), ref);
+}
+
+/** Resolve a reference on a target and read its manifest and config (verified against their digests). */
+export async function readArtifactHead(target: Target, ref: string): Promise<ArtifactHead> {
   const descriptor = await target.resolve(ref);
   if (descriptor.mediaType !== MediaType.ImageManifest) {
     // Checked before reading: the bytes of anything else would be fetched (and trusted) as a blob.
@@ -52,15 +64,23 @@ export async function loadArtifact(target: Target, ref: string): Promise<LoadedA
       hint: 'kit unpacks ModelPack and KitOps artifacts, which are OCI image manifests',
     });
   }
-  const manifest = parseManifest(await readJsonBlob(target, descriptor, `manifest of ${ref}`), `manifest of ${ref}`);
-  const config = await readJsonBlob(target, manifest.config, `config of ${ref}`);
+  const manifestBytes = await readSmallBlob(target, descriptor, `manifest of ${ref}`);
+  const manifest = parseManifest(parseJsonBlob(manifestBytes, descriptor, `manifest of ${ref}`), `manifest of ${ref}`);
+  const configBytes = await readSmallBlob(target, manifest.config, `config of ${ref}`);
+  const config = parseJsonBlob(configBytes, manifest.config, `config of ${ref}`);
+  return { descriptor, manifest, config, manifestBytes, configBytes };
+}
+
+/** The Kitfile and the place of every layer, from an artifact's manifest and config. */
+export function describeArtifact(head: ArtifactHead, ref: string): LoadedArtifact {
+  const { manifest, config } = head;
   const format = detectFormat(manifest);
   const { kitfile, text, generated } = artifactKitfile(manifest, config, format, ref);
   const layers = manifest.layers.map((l, i) => describeLayer(l, i, format, kitfile, config, ref));
-  return { descriptor, manifest, config, format, kitfile, kitfileText: text, kitfileGenerated: generated, layers };
+  return { ...head, format, kitfile, kitfileText: text, kitfileGenerated: generated, layers };
 }
 
-function detectFormat(m: ImageManifest): ArtifactFormat {
+export function detectFormat(m: ImageManifest): ArtifactFormat {
   if (m.config.mediaType === KitOps.Config || m.artifactType === KitOps.ArtifactType) return 'kitops';
   return 'modelpack';
 }

@@ -1,5 +1,8 @@
 import { isKitError } from '../errors.js';
+import type { BlobSource } from '../oci/fallback-target.js';
+import { parseReference, repositoryName } from '../oci/reference.js';
 import type { Target } from '../oci/target.js';
+import type { OpenParent } from './lineage.js';
 import type { RegistrySettings } from '../registry/types.js';
 import { storeRef } from './local.js';
 
@@ -30,4 +33,27 @@ export async function openSource(input: string, mode: 'local' | 'remote' | 'loca
   const { openRepository } = await import('../registry/open.js');
   const { repo, selector } = await openRepository(input, settings);
   return { target: repo, ref: selector, where: 'remote' };
+}
+
+/** Opens the parents of an artifact (model.path references) the way openSource opens the artifact. */
+export function parentOpener(mode: 'local' | 'remote' | 'local-first', settings: RegistrySettings = {}): OpenParent {
+  return (reference) => openSource(reference, mode, settings);
+}
+
+/**
+ * Where the layers an artifact takes from its parents may be read: the local store (when the
+ * mode allows it and the artifact is not read from there already), then each parent's
+ * repository, nearest parent first.
+ */
+export function parentBlobSources(references: string[], mode: 'local' | 'remote' | 'local-first', settings: RegistrySettings = {}, opts: { withStore?: boolean } = {}): BlobSource[] {
+  const sources: BlobSource[] = [];
+  if (mode !== 'remote' && opts.withStore !== false) {
+    sources.push({ name: 'the local store', open: async () => (await import('../store/local-store.js')).LocalStore.open() });
+  }
+  if (mode !== 'local') {
+    for (const reference of references) {
+      sources.push({ name: repositoryName(parseReference(reference)), open: async () => (await (await import('../registry/open.js')).openRepository(reference, settings)).repo });
+    }
+  }
+  return sources;
 }

@@ -6,15 +6,20 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { hasherDigest, newHasher } from '../oci/digest.js';
 import type { Target } from '../oci/target.js';
 import { VerifyingStream } from '../oci/verify.js';
-import { extractTarLayer, safeJoin, writeRawFile, type ExistingPolicy } from '../layers/extract.js';
+import { copyRawFile, extractTarLayer, safeJoin, writeRawFile, type ExistingPolicy } from '../layers/extract.js';
 import { encodingCompression } from './media-types.js';
-import { loadArtifact, type ArtifactLayer, type LoadedArtifact } from './read.js';
+import { FallbackTarget, type BlobSource } from '../oci/fallback-target.js';
+import { describeArtifact, loadArtifact, type ArtifactLayer, type LoadedArtifact } from './read.js';
+import { inheritedModelLayers, parentLink, resolveAncestors, type Ancestor, type OpenParent } from './lineage.js';
+import { isModelLayerType } from './media-types.js';
 import { parseFilters, selectsKitfile, selectsLayer } from './filter.js';
 import { isWithin, kitfileEntries } from './plan.js';
 
 export interface UnpackOptions {
   source: Target;
   ref: string;
+  /** The artifact as the user named it, for messages (default: `ref`). */
+  name?: string;
   /** Folder to restore into; created when missing. */
   dest: string;
   filters: string[];
@@ -26,6 +31,12 @@ export interface UnpackOptions {
    * that digest, so a tag moved in between changes nothing.
    */
   verify?: (source: Target, subject: Descriptor) => Promise<void>;
+  /**
+   * Follows model.path references (artifacts built on other artifacts): where the parents'
+   * manifests and configs are read, and where the layers taken from them are fetched when
+   * `source` lacks them. The parent's model files are restored with the artifact's own.
+   */
+  parents?: { open: OpenParent; blobSources: (references: string[]) => BlobSource[]; hint?: string };
 }
 
 export type UnpackEvent =
@@ -53,7 +64,11 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
     ref = subject.digest;
   }
   const artifact = await loadArtifact(opts.source, ref);
-  const selected = selectLayers(artifact, filters);
+  const ancestors = opts.parents
+    ? await resolveAncestors({ name: opts.name ?? opts.ref, digest: artifact.descriptor.digest, link: parentLink(artifact, opts.name ?? opts.ref) }, opts.parents.open)
+    : [];
+  const blobs = ancestors.length > 0 ? new FallbackTarget(opts.source, opts.parents!.blobSources(ancestors.map((a) => a.reference)), opts.name ?? opts.ref, opts.parents!.hint) : opts.source;
+  const selected = selectLayers(artifact, withInheritedLayers(artifact, ancestors), filters);
   const withKitfile = selectsKitfile(filters);
 
   // Everything that can be refused is refused before the first byte is written.
@@ -70,7 +85,7 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
   for (const [index, layer] of selected.entries()) {
     opts.onEvent?.({ type: 'layer-start', index, total: selected.length, path: layer.path, bytes: layer.descriptor.size });
     if (done.has(layer)) opts.onEvent?.({ type: 'layer-progress', index, bytes: layer.descriptor.size });
-    else await unpackLayer(opts, layer, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
+    else await unpackLayer(opts, blobs, layer, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
     opts.onEvent?.({ type: 'layer-done', index, path: layer.path });
   }
   if (withKitfile && !kitfileDone) await writeKitfile(opts, artifact.kitfileText);
@@ -83,12 +98,33 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
   };
 }
 
-function selectLayers(a: LoadedArtifact, filters: ReturnType<typeof parseFilters>): ArtifactLayer[] {
+function selectLayers(a: LoadedArtifact, layers: ArtifactLayer[], filters: ReturnType<typeof parseFilters>): ArtifactLayer[] {
   const entries = kitfileEntries(a.kitfile);
-  return a.layers.filter((l) => {
+  return layers.filter((l) => {
     const owner = entries.filter((e) => isWithin(l.path, e.path)).sort((x, y) => y.path.length - x.path.length)[0];
     return selectsLayer(filters, l.section, l.entryName, l.path, owner?.path ?? l.path);
   });
+}
+
+/**
+ * The layers to restore for an artifact built on others: its own, each model layer placed as
+ * the ancestor that packed it describes it (a KitOps layer's path is in that ancestor's config
+ * only), then the ancestors' model layers it does not list (a ModelKit made by KitOps holds none
+ * of its parent's; kit lists them all).
+ */
+function withInheritedLayers(a: LoadedArtifact, ancestors: Ancestor[]): ArtifactLayer[] {
+  if (ancestors.length === 0) return a.layers;
+  const origin = new Map<string, ArtifactLayer>();
+  for (const ancestor of [...ancestors].reverse()) {
+    for (const l of describeArtifact(ancestor.head, ancestor.reference).layers) if (!origin.has(l.descriptor.digest)) origin.set(l.descriptor.digest, l);
+  }
+  const own = a.layers.map((l) => {
+    const o = isModelLayerType(l.descriptor.mediaType) ? origin.get(l.descriptor.digest) : undefined;
+    return o ? { ...o, descriptor: l.descriptor } : l;
+  });
+  const listed = new Set(a.layers.map((l) => l.descriptor.digest));
+  const missing = inheritedModelLayers(ancestors).filter((l) => !listed.has(l.descriptor.digest)).map((l) => origin.get(l.descriptor.digest)!);
+  return [...missing, ...own];
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -133,9 +169,17 @@ async function refuseExisting(opts: UnpackOptions, layers: ArtifactLayer[], with
   }
 }
 
-async function unpackLayer(opts: UnpackOptions, layer: ArtifactLayer, onProgress: (bytes: number) => void): Promise<void> {
+async function unpackLayer(opts: UnpackOptions, blobs: Target, layer: ArtifactLayer, onProgress: (bytes: number) => void): Promise<void> {
   const d = layer.descriptor;
-  const source = await opts.source.fetch(d);
+  if (layer.encoding === 'raw' && hasLocalBlobs(blobs)) {
+    // A blob of this machine's store: the kernel copies it, verified on the side.
+    const path = await blobs.localBlobPath(d);
+    if (path) {
+      await copyRawFile({ path, digest: d.digest, size: d.size }, layer.path, { dest: opts.dest, existing: opts.existing, ...(layer.mode !== undefined ? { mode: layer.mode } : {}), onProgress });
+      return;
+    }
+  }
+  const source = await blobs.fetch(d);
   const verified = new VerifyingStream({ digest: d.digest, size: d.size }, `layer ${layer.path} (${d.digest})`);
   const input = source.pipe(verified);
   source.on('error', (e) => verified.destroy(e));
@@ -147,6 +191,11 @@ async function unpackLayer(opts: UnpackOptions, layer: ArtifactLayer, onProgress
   const maxBytes = compression === 'none' ? d.size : d.size * INFLATE_RATIO + INFLATE_SLACK;
   await extractTarLayer(input, { dest: opts.dest, existing: opts.existing, compression, maxBytes, onProgress });
 }
+
+interface LocalBlobs extends Target {
+  localBlobPath(desc: Descriptor): Promise<string | undefined>;
+}
+const hasLocalBlobs = (t: Target): t is LocalBlobs => typeof (t as Partial<LocalBlobs>).localBlobPath === 'function';
 
 /**
  * Temp files an earlier unpack left when it was killed (files are written to a temp name

@@ -49,7 +49,10 @@ export function kitfilePathProblem(p: string): string | undefined {
  * or a port, or `localhost`), a repository, and a `:tag` or `@sha256:` digest, e.g.
  * `registry.example.com/team/base:1.0`. Requiring host *and* tag keeps ordinary relative paths
  * like `models/base.gguf` from being mistaken for references; a directory named like a host
- * (`my.dir/file:1`) is the one ambiguity, and it reads as a reference.
+ * (`my.dir/file:1`) is the one ambiguity, and it reads as a reference. The rule looks at the
+ * text only, so that every reader of an artifact (far from the project) decides the same way;
+ * `kit pack` refuses a reference that also exists as a path in the project (MODEL_PATH_AMBIGUOUS)
+ * rather than guess.
  */
 export function isArtifactReference(path: string): boolean {
   const slash = path.indexOf('/');

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, link, mkdir, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +16,7 @@ import {
   unsafeLayer,
 } from './paths.js';
 import { BLOCK_SIZE } from './tar-header.js';
+import { copyRawLayer } from './raw-copy.js';
 
 /**
  * Safe extraction of untrusted layers. Every entry is checked before anything is written for
@@ -139,6 +140,35 @@ export async function writeRawFile(
     source.destroy(); // release the connection or file behind it; a no-op once consumed
     throw err;
   }
+}
+
+/**
+ * writeRawFile for a blob that is a file on this machine (a local store's): the kernel copies
+ * it and it is verified (digest and size) on the side, with the same guarantees otherwise.
+ */
+export async function copyRawFile(
+  blob: { path: string; digest: string; size: number },
+  relPath: string,
+  opts: { dest: string; existing: ExistingPolicy; mode?: number; onProgress?: (bytes: number) => void },
+): Promise<'written' | 'skipped'> {
+  const dest = resolve(opts.dest);
+  const abs = safeJoin(dest, relPath);
+  const rel = normalizeLayerPath(relPath);
+  await assertRealParents(dest, rel);
+  if ((await claimPath(rel, abs, 'file', opts.existing)) === 'skip') return 'skipped';
+  await mkdir(dirname(abs), { recursive: true });
+  await placeAtomically(abs, async (tmp) => {
+    // Created here with O_EXCL, like every temp file of the extractor; the copy then fills it.
+    await (await open(tmp, 'wx', 0o600)).close();
+    const got = await copyRawLayer(blob.path, tmp, { sync: false, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    if (got.digest !== blob.digest || got.size !== blob.size) {
+      throw new KitError('DIGEST_MISMATCH', `layer ${rel}: the stored blob holds ${got.size} bytes with digest ${got.digest}, expected ${blob.size} bytes with ${blob.digest}`, {
+        hint: 'the local store is damaged: run `kit store verify`, then pull the artifact again',
+      });
+    }
+    await chmod(tmp, (opts.mode ?? 0o644) & 0o777);
+  });
+  return 'written';
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { KitError, errnoCode } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { HashingStream } from '../oci/verify.js';
+import { readAhead } from '../io/read-ahead.js';
 import { compressor, type Compression } from './compression.js';
 import { normalizeLayerPath } from './paths.js';
 import { encodeEntryHeader, endOfArchive, paddingFor } from './tar-header.js';
@@ -37,7 +38,6 @@ export interface TarLayerOptions {
 }
 
 /** Files are read in chunks this size: large enough for fast disks, constant in memory. */
-const READ_CHUNK = 1 << 20;
 const DIR_MODE = 0o755;
 const EXEC_MODE = 0o755;
 const FILE_MODE = 0o644;
@@ -152,8 +152,8 @@ async function* fileContent(
   onProgress: ((bytes: number) => void) | undefined,
 ): AsyncGenerator<Buffer> {
   let read = 0;
-  const stream = fh.createReadStream({ highWaterMark: READ_CHUNK, autoClose: false, start: 0 });
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
+  // Stops at the expected size: a file that grew is caught by the size and mtime checks below.
+  for await (const chunk of readAhead(fh, { end: expect.size + 1 })) {
     read += chunk.length;
     if (read > expect.size) throw fileChanged(expect.path, `it grew past ${expect.size} bytes while being read`);
     onProgress?.(chunk.length);

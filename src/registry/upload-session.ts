@@ -363,14 +363,18 @@ class ResumableChunkedUpload {
 
   // -------------------------------------------------------------- sending
 
-  /** PATCHes everything from `offset` on, reading the source from there. */
+  /**
+   * PATCHes everything from `offset` on, reading the source from there, one streamed piece at a
+   * time. A piece that fails is not replayed from memory: the session loop asks the registry
+   * where it stands and calls this again, which reads the source anew from that offset.
+   */
   private async sendRest(): Promise<'sent' | 'refused'> {
     const start = this.offset;
     const reader = new ContentReader(await this.open(start), this.blob.size - start, `blob ${this.blob.digest}`);
     try {
       while (this.offset < this.blob.size) {
-        const chunk = await reader.read(Math.min(this.chunkSize, this.blob.size - this.offset));
-        if ((await this.sendChunk(chunk)) === 'refused') return 'refused';
+        const length = Math.min(this.chunkSize, this.hints.maxChunk ?? Infinity, this.blob.size - this.offset);
+        if ((await this.sendPiece(reader, length)) === 'refused') return 'refused';
       }
       await reader.assertEnd();
       return 'sent';
@@ -379,45 +383,51 @@ class ResumableChunkedUpload {
     }
   }
 
-  private async sendChunk(chunk: Buffer): Promise<'sent' | 'refused'> {
-    let pos = 0;
-    while (pos < chunk.length) {
-      const piece = chunk.subarray(pos, pos + (this.hints.maxChunk ?? chunk.length));
-      const res = await this.patch(piece);
-      if (res.status === 202 || res.status === 201 || res.status === 204) {
-        // ECR answers 201 to a PATCH: the chunk is in (the closing PUT then checks the blob).
-        this.location = uploadLocation(this.ctx, res, this.location);
-        await res.dump();
-        this.offset += piece.length;
-        pos += piece.length;
-        await this.remember();
-        continue;
-      }
-      const err = await registryError(res, `upload blob (chunk at byte ${this.offset})`, this.what);
-      if ((res.status === 413 || res.status === 416) && piece.length > SAFE_CHUNK_SIZE) {
-        // GHCR (416) and body-size limits (413): smaller pieces from now on; the registry says
-        // where to go on (a 416 may have moved nothing, or part).
-        this.hints.maxChunk = SAFE_CHUNK_SIZE;
-        throw new Resync(`status ${res.status} on a ${piece.length}-byte chunk`);
-      }
-      if (this.offset === 0 && CHUNKED_REFUSED.has(res.status) && !codesOf(err).some((c) => c === 'DIGEST_INVALID' || c.startsWith('BLOB_UPLOAD_'))) {
-        return 'refused';
-      }
-      throw err;
+  private async sendPiece(reader: ContentReader, length: number): Promise<'sent' | 'refused'> {
+    let res: RegistryResponse;
+    try {
+      res = await this.patch(reader.take(length), length);
+    } catch (err) {
+      // A size error of our own explains a failed request better than the socket error it caused.
+      throw reader.error ?? err;
     }
-    return 'sent';
+    if (res.status === 202 || res.status === 201 || res.status === 204) {
+      // ECR answers 201 to a PATCH: the chunk is in (the closing PUT then checks the blob).
+      this.location = uploadLocation(this.ctx, res, this.location);
+      await res.dump();
+      this.offset += length;
+      await this.remember();
+      return 'sent';
+    }
+    const err = await registryError(res, `upload blob (chunk at byte ${this.offset})`, this.what);
+    if ((res.status === 413 || res.status === 416) && length > SAFE_CHUNK_SIZE) {
+      // GHCR (416) and body-size limits (413): smaller pieces from now on; the registry says
+      // where to go on (a 416 may have moved nothing, or part).
+      this.hints.maxChunk = SAFE_CHUNK_SIZE;
+      throw new Resync(`status ${res.status} on a ${length}-byte chunk`);
+    }
+    if (this.offset === 0 && CHUNKED_REFUSED.has(res.status) && !codesOf(err).some((c) => c === 'DIGEST_INVALID' || c.startsWith('BLOB_UPLOAD_'))) {
+      return 'refused';
+    }
+    throw err;
   }
 
-  private patch(piece: Buffer): Promise<RegistryResponse> {
+  private patch(piece: Readable, length: number): Promise<RegistryResponse> {
+    let handedOut = false;
     return this.ctx.client.request({
       method: 'PATCH',
       url: this.location,
       headers: {
         'content-type': OCTET_STREAM,
-        'content-range': `${this.offset}-${this.offset + piece.length - 1}`,
-        'content-length': String(piece.length),
+        'content-range': `${this.offset}-${this.offset + length - 1}`,
+        'content-length': String(length),
       },
-      body: piece,
+      stream: () => {
+        if (handedOut) throw new KitError('UPLOAD_NOT_REPLAYABLE', `blob ${this.blob.digest}: a streamed chunk cannot be sent twice`);
+        handedOut = true;
+        return piece;
+      },
+      retry: false,
       scopes: this.ctx.scopes.push,
     });
   }

@@ -509,6 +509,31 @@ export class ContentReader {
     return out;
   }
 
+  /**
+   * The next `n` bytes as a stream, handed on as they arrive: a chunk of a chunked upload is
+   * never gathered in memory (four 16 MiB chunks in flight would be most of kit's memory).
+   */
+  take(n: number): Readable {
+    const self = this;
+    async function* piece(): AsyncGenerator<Buffer> {
+      let left = n;
+      while (left > 0) {
+        if (self.pendingBytes === 0 && !(await self.pull())) throw self.fail(`ends after ${self.pulled} bytes`);
+        const b = self.pending.shift()!;
+        if (b.length > left) {
+          self.pending.unshift(b.subarray(left));
+          self.pendingBytes -= left;
+          yield b.subarray(0, left);
+          return;
+        }
+        self.pendingBytes -= b.length;
+        left -= b.length;
+        yield b;
+      }
+    }
+    return Readable.from(piece(), { objectMode: false });
+  }
+
   /** Puts bytes back in front (they were handed out but not kept by the registry). */
   unread(bytes: Buffer): void {
     if (bytes.length === 0) return;

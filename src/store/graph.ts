@@ -1,11 +1,34 @@
 import { KitError } from '../errors.js';
-import { isDigest } from '../oci/digest.js';
+import { isDigest, type Digest } from '../oci/digest.js';
+import { KitAnnotation } from '../artifact/media-types.js';
 import { isIndexMediaType, isManifestMediaType, type Descriptor } from '../oci/descriptor.js';
 
 /** A descriptor met while walking, with what it is to its parent (for messages). */
 export interface GraphNode {
   desc: Descriptor;
   role: string;
+  kind?: 'config' | 'layer' | 'manifest';
+  /**
+   * May be absent from the store: a layer an artifact takes from the artifact it builds on
+   * (model.path naming another artifact), which lives in that parent's registry.
+   */
+  optional?: boolean;
+  /** For the manifest of a parent: how many parent links away from the tagged artifact it is. */
+  ancestorDepth?: number;
+}
+
+/** Parent links followed from one artifact (artifact/lineage.ts MAX_PARENTS: the same limit). */
+export const MAX_PARENT_LINKS = 10;
+
+/**
+ * The parent a manifest records (KitAnnotation.Parent, `registry/repo@sha256:...`): the digest of
+ * its manifest, or undefined when it records none (or something that is not a digest).
+ */
+export function parentDigestOf(json: unknown): Digest | undefined {
+  const value = (json as { annotations?: Record<string, unknown> } | null)?.annotations?.[KitAnnotation.Parent];
+  if (typeof value !== 'string') return undefined;
+  const digest = value.slice(value.lastIndexOf('@') + 1);
+  return isDigest(digest) ? digest : undefined;
 }
 
 /** True for media types whose blobs point at other blobs. */
@@ -26,13 +49,14 @@ export function childrenOf(parent: Descriptor, json: unknown): GraphNode[] {
     return descriptorList(doc['manifests'], where, 'manifests').map((desc) => ({
       desc,
       role: `manifest ${desc.digest} of index ${parent.digest}`,
+      kind: 'manifest' as const,
     }));
   }
   const config = checkDescriptor(doc['config'], where, 'config');
   const layers = descriptorList(doc['layers'], where, 'layers');
   return [
-    { desc: config, role: `config ${config.digest} of manifest ${parent.digest}` },
-    ...layers.map((desc) => ({ desc, role: `layer ${desc.digest} of manifest ${parent.digest}` })),
+    { desc: config, role: `config ${config.digest} of manifest ${parent.digest}`, kind: 'config' as const },
+    ...layers.map((desc) => ({ desc, role: `layer ${desc.digest} of manifest ${parent.digest}`, kind: 'layer' as const })),
   ];
 }
 

@@ -1,5 +1,6 @@
+import type { Hash } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,10 +18,11 @@ import {
 } from '../oci/descriptor.js';
 import type { Target } from '../oci/target.js';
 import { VerifyingStream, keepWhatArrives } from '../oci/verify.js';
+import { fileReadable, readAhead } from '../io/read-ahead.js';
 import { withFileLock, type HeldLock } from './file-lock.js';
 import { tryPidLock } from './pid-lock.js';
 import { createFileOnce, fsyncDir, fsyncFile, isNotFound, isPermissionError, writeError } from './fs-util.js';
-import { childrenOf, hasChildren, type GraphNode } from './graph.js';
+import { MAX_PARENT_LINKS, childrenOf, hasChildren, parentDigestOf, type GraphNode } from './graph.js';
 import { emptyIndex, readIndexFile, serializeIndex } from './index-file.js';
 import { defaultStoreRoot } from './paths.js';
 import { describeIngest, ingestKeepReason, inspectIngest, inspectUploads, tempName, type IngestEntry, type IngestKind, type OwnerState } from './gc.js';
@@ -65,6 +67,11 @@ export interface VerifyReport {
   entries: number;
   /** Blobs no index entry reaches (what `kit store gc` would remove, grace period aside). */
   unreferenced: { blobs: number; bytes: number };
+  /**
+   * Layers that artifacts built on other artifacts list without holding them: they are their
+   * parents' and live in the parents' registries (push and unpack read them there). Not damage.
+   */
+  borrowed: { blobs: number; bytes: number };
 }
 
 export interface GcOptions {
@@ -79,7 +86,6 @@ export interface GcReport {
   ingest: { removed: string[]; bytes: number; kept: Array<{ path: string; reason: string }> };
 }
 
-const READ_CHUNK = 1024 * 1024;
 const LAYOUT_VERSION = '1.0.0';
 const HEX_NAME = /^[a-f0-9]{64}$/;
 
@@ -177,6 +183,11 @@ export class LocalStore implements Target {
     return (await this.blobSize(desc.digest)) === desc.size;
   }
 
+  /** Where a blob lies on this machine, for readers that let the kernel copy it (unpack); undefined when it is not here. */
+  async localBlobPath(desc: Descriptor): Promise<string | undefined> {
+    return (await this.exists(desc)) ? this.blobPath(desc.digest) : undefined;
+  }
+
   async fetch(desc: Descriptor, opts: { offset?: number } = {}): Promise<Readable> {
     const offset = opts.offset ?? 0;
     if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
@@ -185,7 +196,7 @@ export class LocalStore implements Target {
     const fh = await open(path, 'r').catch((err: unknown) => {
       throw isNotFound(err) ? blobNotFound(desc.digest) : err;
     });
-    return fh.createReadStream({ start: offset, highWaterMark: READ_CHUNK });
+    return fileReadable(fh, offset);
   }
 
   async push(desc: Descriptor, content: Readable): Promise<void> {
@@ -239,7 +250,7 @@ export class LocalStore implements Target {
       if (offset > 0) await chmod(partial, 0o644).catch(() => undefined);
       const hash = newHasher();
       if (offset > 0) {
-        for await (const chunk of createReadStream(partial, { start: 0, end: offset - 1, highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
+        await hashInto(hash, partial, offset);
       }
       const { stream: content, failure } = keepWhatArrives(await open(offset));
       const verifier = new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`, { hash, bytes: offset }, () => failure() !== undefined);
@@ -301,6 +312,7 @@ export class LocalStore implements Target {
   private async ensureComplete(desc: Descriptor): Promise<void> {
     await this.walk({ desc, role: `manifest ${desc.digest}` }, async (node) => {
       if (await this.exists(node.desc)) return true;
+      if (node.optional) return false; // a parent's layer: it stays in the parent's registry
       throw new KitError('BLOB_MISSING', `cannot tag: ${node.role} is not in the local store`, {
         hint: 'push or pull the complete artifact into the store first',
       });
@@ -710,14 +722,16 @@ export class LocalStore implements Target {
     await this.verifyLayoutFile(problems);
     const { blobs, bytes, corrupt, sizes } = await this.verifyBlobs(problems);
     let started = false;
+    const borrowed = new Map<string, number>();
     const checkGraph = async (): Promise<{ tags: number; entries: number; referenced: Set<string> }> => {
       started = true;
+      borrowed.clear();
       const referenced = new Set<string>();
       const index = await this.readIndex().catch((err: unknown) => {
         problems.push({ kind: 'bad-index', path: this.indexPath, message: (err as Error).message });
         return undefined;
       });
-      if (index) await this.verifyGraph(index, corrupt, problems, referenced);
+      if (index) await this.verifyGraph(index, corrupt, problems, referenced, borrowed);
       const entries = index?.manifests ?? [];
       // What gc would keep (it also lets referrers of removed artifacts go); on a damaged
       // graph, everything the walk reached.
@@ -749,6 +763,7 @@ export class LocalStore implements Target {
       tags: graph.tags,
       entries: graph.entries,
       unreferenced: { blobs: unreferencedBlobs, bytes: unreferencedBytes },
+      borrowed: { blobs: borrowed.size, bytes: [...borrowed.values()].reduce((n, b) => n + b, 0) },
     };
   }
 
@@ -797,15 +812,20 @@ export class LocalStore implements Target {
   }
 
   /** Checks that every index entry resolves fully: manifests, configs, layers, child manifests. */
-  private async verifyGraph(index: ImageIndex, corrupt: Set<string>, problems: StoreProblem[], referenced: Set<string>): Promise<void> {
+  private async verifyGraph(index: ImageIndex, corrupt: Set<string>, problems: StoreProblem[], referenced: Set<string>, borrowed: Map<string, number>): Promise<void> {
     const seen = new Set<string>();
     for (const entry of index.manifests) {
       const name = refNameOf(entry) ?? `untagged entry ${entry.digest}`;
-      await this.walk({ desc: entry, role: `manifest of ${name}` }, async ({ desc, role }) => {
+      await this.walk({ desc: entry, role: `manifest of ${name}` }, async ({ desc, role, optional }) => {
         referenced.add(desc.digest);
         if (seen.has(desc.digest) || corrupt.has(desc.digest)) return false; // reported once
-        seen.add(desc.digest);
         const size = await this.blobSize(desc.digest);
+        if (size === undefined && optional) {
+          // Not marked seen: where another artifact needs this blob here, its absence is damage.
+          borrowed.set(desc.digest, desc.size);
+          return false;
+        }
+        seen.add(desc.digest);
         if (size === desc.size) return true;
         const path = this.blobPath(desc.digest);
         const of = role.startsWith('manifest of ') ? '' : ` (in ${name})`;
@@ -872,13 +892,68 @@ export class LocalStore implements Target {
     if (!(await visit(start)) || !hasChildren(start.desc.mediaType)) return;
     let children: GraphNode[];
     try {
-      children = childrenOf(start.desc, await this.readJson(start.desc));
+      const doc = await this.readJson(start.desc);
+      children = childrenOf(start.desc, doc);
+      if (isManifestMediaType(start.desc.mediaType)) children = await this.withParentLink(start, doc, children);
     } catch (err) {
       if (!onReadError) throw err;
       onReadError(start, err);
       return;
     }
     for (const child of children) await this.walk(child, visit, onReadError);
+  }
+
+  /**
+   * An artifact built on another one records its parent (KitAnnotation.Parent): the parent's
+   * manifest is one more child, kept (with its config) as long as the child is, and the layers
+   * the parent and its own parents list may be absent here: `kit pack` takes them over without
+   * downloading them, and push and unpack read them from the parent's registry. Of a parent
+   * itself only the manifest and config are kept.
+   */
+  private async withParentLink(node: GraphNode, doc: unknown, children: GraphNode[]): Promise<GraphNode[]> {
+    const depth = node.ancestorDepth ?? 0;
+    // Of a parent, only the config counts: its layers are the child's business where the child
+    // lists them, and otherwise no business of this store.
+    let out = depth > 0 ? children.filter((c) => c.kind !== 'layer') : children;
+    const parent = parentDigestOf(doc);
+    if (parent === undefined || depth >= MAX_PARENT_LINKS) return out;
+    const provided = await this.layersListedFrom(parent, depth + 1);
+    out = out.map((c) => (c.kind === 'layer' && provided.has(c.desc.digest) ? { ...c, optional: true } : c));
+    // Unknown size when the manifest is missing: 0 makes every visitor report it absent.
+    const parentNode: GraphNode = {
+      desc: { mediaType: MediaType.ImageManifest, digest: parent, size: (await this.blobSize(parent)) ?? 0 },
+      role: `manifest ${parent} of the parent of manifest ${node.desc.digest}`,
+      kind: 'manifest',
+      ancestorDepth: depth + 1,
+    };
+    return [parentNode, ...out];
+  }
+
+  /** Every layer digest the manifest `digest` and its recorded parents list (those manifests that are here). */
+  private async layersListedFrom(digest: Digest, depth: number): Promise<Set<string>> {
+    const listed = new Set<string>();
+    for (let d: Digest | undefined = digest, level = depth; d !== undefined && level <= MAX_PARENT_LINKS; level++) {
+      const size = await this.blobSize(d);
+      if (size === undefined) break;
+      const doc = await this.readJson<{ layers?: unknown }>({ mediaType: MediaType.ImageManifest, digest: d, size }).catch(() => undefined);
+      if (!doc) break;
+      for (const l of Array.isArray(doc.layers) ? doc.layers : []) {
+        const ld = (l as { digest?: unknown } | null)?.digest;
+        if (typeof ld === 'string') listed.add(ld);
+      }
+      d = parentDigestOf(doc);
+    }
+    return listed;
+  }
+
+  /** Every blob the artifact `desc` reaches (config, layers, the manifests and configs of its parents): what removing it may free. */
+  async blobsOf(desc: Descriptor): Promise<Set<Digest>> {
+    const found = new Set<Digest>();
+    await this.walk({ desc, role: `manifest ${desc.digest}` }, async (node) => {
+      found.add(node.desc.digest);
+      return (await this.blobSize(node.desc.digest)) !== undefined;
+    }, () => undefined);
+    return found;
   }
 }
 
@@ -1008,12 +1083,23 @@ async function fileExists(path: string): Promise<boolean> {
 
 async function hashFile(path: string): Promise<{ digest: Digest; size: number }> {
   const hash = newHasher();
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
+  const size = await hashInto(hash, path);
   return { digest: hasherDigest(hash), size };
+}
+
+/** Feeds a file (its first `end` bytes) to `hash`; the number of bytes read. */
+async function hashInto(hash: Hash, path: string, end?: number): Promise<number> {
+  let size = 0;
+  const fh = await open(path, 'r');
+  try {
+    for await (const chunk of readAhead(fh, { reuse: true, ...(end !== undefined ? { end } : {}) })) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+  } finally {
+    await fh.close();
+  }
+  return size;
 }
 
 /** mtime of every folder below `root`. */

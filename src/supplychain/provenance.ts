@@ -50,6 +50,8 @@ export function buildProvenance(p: PackedArtifact, inputs: InputFile[], git: Git
     deps.push(source);
   }
   deps.push({ name: kitfileName(p), digest: { sha256: digestHex(sha256(p.kitfileText)) }, mediaType: 'application/yaml' });
+  // Built on another artifact (model.path naming it): that manifest, whose model layers this one lists.
+  if (p.parent) deps.push({ name: p.parent.pinned, digest: { sha256: digestHex(p.parent.digest) }, mediaType: 'application/vnd.oci.image.manifest.v1+json', annotations: { reference: p.parent.reference } });
   for (const f of inputs) deps.push({ name: f.path, digest: { sha256: digestHex(f.sha256) }, annotations: { size: f.size, section: f.section } });
 
   const internal: Record<string, unknown> = {};

@@ -214,8 +214,20 @@ function parseJson<T>(bytes: Buffer, desc: Descriptor): T {
   }
 }
 
+/** Existence checks are tiny requests: many at once, so that a re-push of 50 layers is one round trip deep, not twelve. */
+const EXISTS_CONCURRENCY = 16;
+
 async function copyBlobs(src: Target, dst: Target, blobs: Descriptor[], opts: CopyOptions, result: CopyResult): Promise<void> {
-  const queue = [...blobs];
+  const there = await mapLimit(blobs, EXISTS_CONCURRENCY, (d) => dst.exists(d));
+  for (const [i, d] of blobs.entries()) {
+    if (!there[i]) continue;
+    result.blobs++;
+    result.skipped++;
+    opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType, ...titleOf(d) });
+    opts.onEvent?.({ type: 'blob-done', digest: d.digest, size: d.size, how: 'skipped' });
+  }
+  // The largest first: a big weight file started last would be left transferring alone.
+  const queue = blobs.filter((_, i) => !there[i]).sort((a, b) => b.size - a.size);
   // After a failure no new blob is started, and the ones in flight are let finish before the
   // failure is reported: nothing keeps writing into the destination once the copy has failed.
   let failure: { err: unknown } | undefined;
@@ -232,10 +244,25 @@ async function copyBlobs(src: Target, dst: Target, blobs: Descriptor[], opts: Co
   if (failure) throw failure.err;
 }
 
+function titleOf(d: Descriptor): { title?: string } {
+  const title = d.annotations?.['org.cncf.model.filepath'] ?? d.annotations?.['org.opencontainers.image.title'];
+  return title ? { title } : {};
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!);
+  });
+  await Promise.all(workers);
+  return out;
+}
+
+/** Copies one blob the destination was found to lack (checked again: another process may have put it there since). */
 async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOptions, result: CopyResult): Promise<void> {
   result.blobs++;
-  const title = desc.annotations?.['org.cncf.model.filepath'] ?? desc.annotations?.['org.opencontainers.image.title'];
-  opts.onEvent?.({ type: 'blob-start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType, ...(title ? { title } : {}) });
+  opts.onEvent?.({ type: 'blob-start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType, ...titleOf(desc) });
   if (await dst.exists(desc)) {
     result.skipped++;
     opts.onEvent?.({ type: 'blob-done', digest: desc.digest, size: desc.size, how: 'skipped' });

@@ -9,6 +9,8 @@ import { openRepository } from '../registry/open.js';
 import type { Target } from '../oci/target.js';
 import { attachmentSite } from '../sign/attachments.js';
 import { copy, type CopyEvent, type CopyOptions, type CopyResult } from './copy.js';
+import { parentMounts, recordedParents, withParentBlobs } from './parent-blobs.js';
+import { parentsToPull, storeParents, type PulledParent } from './pull-parents.js';
 
 /** push, pull and remote tag: each one graph copy between two targets. */
 
@@ -62,31 +64,38 @@ async function mountCandidates(store: LocalStore, registry: string, exceptRepo: 
 }
 
 /** `kit push SRC [DEST]`: local artifact -> registry. */
-export async function pushArtifact(store: LocalStore, source: string, dest: string | undefined, opts: TransferOptions = {}): Promise<TransferSummary> {
+export async function pushArtifact(store: LocalStore, source: string, dest: string | undefined, opts: TransferOptions = {}): Promise<TransferSummary & { parents?: string[] }> {
   const localRef = formatReference(parseReferenceWithDefaultTag(source));
   // Chunked upload sessions are kept in the store, so a push killed half-way continues on the next run.
   const { repo, ref } = await openRepository(dest ?? source, opts.settings, { repository: { upload: { sessions: FileUploadSessions.forStore(store.root) } } });
   const target = ref.tag ?? undefined;
-  const r = await copy(store, repo, localRef, target, {
+  // Built on another artifact: its layers come from the parents' repositories (mounted first).
+  const parents = await recordedParents(store, await store.resolve(localRef));
+  const mountFrom = [...parentMounts(parents, ref), ...(await mountCandidates(store, ref.registry, ref.repository))];
+  const r = await copy(withParentBlobs(store, parents, opts.settings, localRef), repo, localRef, target, {
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
-    mountFrom: await mountCandidates(store, ref.registry, ref.repository),
+    mountFrom: [...new Set(mountFrom)],
     ...referrersOption(store, repo, opts),
   });
-  return summary(localRef, formatReference(ref), r);
+  return { ...summary(localRef, formatReference(ref), r), ...(parents.length > 0 ? { parents } : {}) };
 }
 
 /** `kit pull REF`: registry -> local store, tagged with the full reference. */
-export async function pullArtifact(store: LocalStore, source: string, opts: TransferOptions = {}): Promise<TransferSummary> {
+export async function pullArtifact(store: LocalStore, source: string, opts: TransferOptions = {}): Promise<TransferSummary & { parents?: PulledParent[] }> {
   const { repo, ref, selector } = await openRepository(source, opts.settings);
   const localRef = formatReference(ref);
   let from = selector;
+  // Verified before the first byte is written, then copied by that digest: a tag moved in between changes nothing.
+  const subject = await repo.resolve(selector);
   if (opts.verify) {
-    // Verified before the first byte is written, then copied by that digest: a tag moved in between changes nothing.
-    const subject = await repo.resolve(selector);
     await opts.verify(repo, subject);
     from = subject.digest;
   }
+  // Built on other artifacts: the chain is read and checked before any layer moves, and the
+  // parents are in the store before the child is tagged (the store needs them to accept it).
+  const ancestors = await parentsToPull(repo, subject, localRef, opts.settings);
+  const parents = ancestors.length > 0 ? await storeParents(store, ancestors, { ...(opts.concurrency ? { concurrency: opts.concurrency } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) }) : [];
   const added: Digest[] = [];
   try {
     const r = await copy(repo, store, from, localRef, {
@@ -97,7 +106,7 @@ export async function pullArtifact(store: LocalStore, source: string, opts: Tran
       },
       ...referrersOption(repo, store, opts),
     });
-    return summary(formatReference(ref), localRef, r);
+    return { ...summary(formatReference(ref), localRef, r), ...(parents.length > 0 ? { parents } : {}) };
   } catch (err) {
     // A refused artifact leaves the store as it was: the blobs this pull added, and that
     // nothing else uses, go again. (After an interruption they stay, for the next attempt.)

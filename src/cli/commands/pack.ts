@@ -54,6 +54,7 @@ export function registerPack(program: Command): void {
           if (o.json) return printJson(r);
           for (const p of r.pushed) printLine(`Pushed ${p.destination} (${p.copied} blobs uploaded, ${formatBytes(p.bytes)}; ${p.skipped} already there)`);
           printLine(`Digest: ${r.digest} (${r.layers.length} layers, ${r.format})`);
+          if (r.parent) printLine(builtOnLine(r.parent));
           return;
         } finally {
           hashing.stop();
@@ -75,6 +76,7 @@ export function registerPack(program: Command): void {
           layerFormat: o.layerFormat,
           compression: o.compression,
           sink: new StoreSink(store),
+          settings: remoteSettings(o),
           onEvent: progress.onEvent,
           ...(attachSupplyChain ? { onPacked: async (p) => void (attached = await attachSupplyChain(store, p)) } : {}),
         });
@@ -83,9 +85,16 @@ export function registerPack(program: Command): void {
         const bytes = r.layers.reduce((n, l) => n + l.size, 0);
         for (const t of r.tags) printLine(`Packed ${t}`);
         printLine(`Digest: ${r.digest} (${r.layers.length} layers, ${formatBytes(bytes)}, ${r.format})`);
+        if (r.parent) printLine(builtOnLine(r.parent));
         if (attached) printLine(`Attached SLSA provenance ${attached.provenance} and CycloneDX ML-BOM ${attached.mlbom}`);
       } finally {
         progress.stop();
       }
     });
+}
+
+/** model.path named another artifact: say which, and that its layers were listed, not copied. */
+function builtOnLine(p: { reference: string; digest: string; layers: number; bytes: number; ancestors: string[] }): string {
+  const chain = p.ancestors.length > 1 ? `, itself built on ${p.ancestors.slice(1).join(' -> ')}` : '';
+  return `Built on ${p.reference} (${p.digest}${chain}): its ${p.layers} model layers (${formatBytes(p.bytes)}) are listed, not copied`;
 }

@@ -24,6 +24,9 @@ export function registerPull(program: Command): void {
       if (o.json) return printJson(r);
       printLine(`Pulled ${r.source}`);
       printLine(`Digest: ${r.digest} (${r.copied} blobs downloaded, ${formatBytes(r.bytes)}; ${r.skipped} already here)`);
+      for (const p of r.parents ?? []) {
+        printLine(`Built on ${p.reference}${p.reference.endsWith(p.digest) ? '' : ` (${p.digest})`}: ${p.kept === 'metadata' ? 'its manifest and config are kept with it' : 'pulled too (a ModelKit that holds none of its parent\'s layers needs it)'}`);
+      }
     } finally {
       progress.stop();
     }

@@ -47,6 +47,7 @@ export function registerStore(program: Command): void {
           tags: r.tags,
           entries: r.entries,
           unreferenced: r.unreferenced,
+          borrowed: r.borrowed,
           problems: damage,
           leftovers: r.leftovers,
         });
@@ -54,6 +55,9 @@ export function registerStore(program: Command): void {
         printLine(`Store ${s.root}: ${r.blobs} blobs (${formatBytes(r.bytes)}) re-hashed, ${r.entries} index entries (${r.tags} tags) checked`);
         for (const p of damage) printLine(`PROBLEM ${p.kind}: ${p.message}`);
         for (const l of r.leftovers) printLine(`leftover ${l.path} (${formatBytes(l.bytes)}): ${l.message}`);
+        if (r.borrowed.blobs > 0) {
+          printLine(`${r.borrowed.blobs} layers (${formatBytes(r.borrowed.bytes)}) of artifacts built on other artifacts are not here: they are the parents' and stay in their registries (push and unpack read them there)`);
+        }
         if (r.unreferenced.blobs > 0) {
           printLine(`${r.unreferenced.blobs} blobs (${formatBytes(r.unreferenced.bytes)}) are not referenced by any tag; \`kit store gc\` removes them`);
         }

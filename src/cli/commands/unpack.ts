@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { KitError, ExitCode } from '../../errors.js';
+import { isDigest } from '../../oci/digest.js';
+import { formatReference, parseReferenceWithDefaultTag } from '../../oci/reference.js';
 import { repeat } from '../options.js';
 import { printJson, printLine } from '../output.js';
 import { createProgress } from '../progress.js';
@@ -37,16 +39,28 @@ export function registerUnpack(program: Command): void {
       }
       const verbose = cmd.optsWithGlobals().verbose === true;
       const [{ unpack }, { openSource }] = await Promise.all([import('../../artifact/unpack.js'), import('../../artifact/source.js')]);
-      const src = await openSource(ref, o.remote ? 'remote' : o.local ? 'local' : 'local-first', remoteSettings(o));
+      const mode = o.remote ? 'remote' : o.local ? 'local' : 'local-first';
+      const settings = remoteSettings(o);
+      const src = await openSource(ref, mode, settings);
+      // An artifact built on another one (model.path naming it): its parents are read the same
+      // way, and layers the source lacks come from the local store or the parents' registries.
+      const { parentOpener, parentBlobSources } = await import('../../artifact/source.js');
+      const parents = {
+        open: parentOpener(mode, settings),
+        blobSources: (refs: string[]) => parentBlobSources(refs, mode, settings, { withStore: src.where !== 'local' }),
+        ...(mode === 'local' ? { hint: "--local reads the local store only: unpack without it to fetch the parent's layers from its registry" } : {}),
+      };
       const progress = await createProgress('Unpacking', verbose);
       try {
         const r = await unpack({
           source: src.target,
           ref: src.ref,
+          name: displayName(ref),
           dest: resolve(o.dir),
           filters: o.filter ?? [],
           existing: o.overwrite ? 'overwrite' : o.ignoreExisting ? 'skip' : 'error',
           onEvent: progress.onEvent,
+          parents,
           ...(o.verifyKey ? { verify: await (await import('../../sign/verify.js')).signatureGate(o.verifyKey, ref) } : {}),
         });
         progress.stop();
@@ -56,4 +70,14 @@ export function registerUnpack(program: Command): void {
         progress.stop();
       }
     });
+}
+
+/** The reference in full (`registry/repo:tag`) for messages, or as typed when it does not parse. */
+function displayName(ref: string): string {
+  if (isDigest(ref)) return ref;
+  try {
+    return formatReference(parseReferenceWithDefaultTag(ref));
+  } catch {
+    return ref;
+  }
 }

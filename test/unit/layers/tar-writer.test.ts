@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, createWriteStream, existsSync, openSync, writeSync } from 'node:fs';
-import { appendFile, chmod, mkdir, readFile, truncate, utimes, writeFile } from 'node:fs/promises';
+import { appendFileSync, chmodSync, chownSync, closeSync, createWriteStream, existsSync, openSync, truncateSync, writeSync } from 'node:fs';
+import { chmod, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
@@ -191,8 +191,10 @@ describe('writeTarLayer', () => {
     const size = 3 << 20;
     const entry: TarEntry = { path: 'weights.bin', absPath: p, type: 'file', size, executable: false };
     const cases: Array<[string, () => Promise<void> | void]> = [
-      ['grew', () => appendFile(p, 'more')],
-      ['shrank', () => truncate(p, 1 << 20)],
+      // Synchronous: the change has landed when the first chunk is handed on (reads ahead of
+      // it may already hold old bytes; the final check of size and mtime then catches it).
+      ['grew', () => appendFileSync(p, 'more')],
+      ['shrank', () => truncateSync(p, 1 << 20)],
       ['modified', () => {
         // Same size, one byte changed: only the mtime can tell.
         const fd = openSync(p, 'r+');
@@ -279,7 +281,7 @@ describe('writeRawLayer', () => {
     const onProgress = (): void => {
       if (!once) {
         once = true;
-        void appendFile(p, 'x');
+        appendFileSync(p, 'x');
       }
     };
     await rejectsWithCode(writeRawLayer(p, new MemorySink(), { onProgress }), 'FILE_CHANGED');

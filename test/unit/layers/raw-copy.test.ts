@@ -1,0 +1,42 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { copyRawLayer } from '../../../src/layers/raw-copy.js';
+import { KitError } from '../../../src/errors.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+describe('copyRawLayer', () => {
+  it('copies the file and gives the sha256 of exactly what it copied', async () => {
+    const dir = await tempDir();
+    const data = Buffer.from(Array.from({ length: (5 << 20) + 17 }, (_, i) => (i * 7) % 251));
+    await writeFile(join(dir, 'w.bin'), data);
+    await writeFile(join(dir, 'out'), '');
+    let progress = 0;
+    const r = await copyRawLayer(join(dir, 'w.bin'), join(dir, 'out'), { onProgress: (n) => (progress += n) });
+    const hex = createHash('sha256').update(data).digest('hex');
+    assert.deepEqual(r, { digest: `sha256:${hex}`, size: data.length, diffId: `sha256:${hex}`, uncompressedSize: data.length });
+    assert.equal(progress, data.length);
+    assert.deepEqual(await readFile(join(dir, 'out')), data);
+  });
+
+  it('fails with FILE_CHANGED when the file changes while it is copied', async () => {
+    const dir = await tempDir();
+    const p = join(dir, 'w.bin');
+    await writeFile(p, Buffer.alloc(6 << 20, 1));
+    await writeFile(join(dir, 'out'), '');
+    let changed = false;
+    await assert.rejects(
+      copyRawLayer(p, join(dir, 'out'), {
+        onProgress: () => {
+          if (changed) return;
+          changed = true;
+          appendFileSync(p, 'more');
+        },
+      }),
+      (err: unknown) => err instanceof KitError && err.code === 'FILE_CHANGED' && /w\.bin changed while kit was reading it/.test(err.message),
+    );
+  });
+});
