@@ -5,6 +5,8 @@ import { Readable } from 'node:stream';
  * in 0.9 s this way against 2.1 s one read at a time (each read waits for the disk otherwise). */
 export const READ_CHUNK = 1 << 20;
 export const READ_DEPTH = 4;
+/** Streams (uploads) get smaller chunks: several run at once, and each holds depth + 1 of them. */
+const STREAM_CHUNK = 256 * 1024;
 
 export interface ReadAheadOptions {
   /** First byte (default 0). */
@@ -66,10 +68,10 @@ export async function* readAhead(fh: FileHandle, opts: ReadAheadOptions = {}): A
 export function fileReadable(fh: FileHandle, start = 0): Readable {
   async function* content(): AsyncGenerator<Buffer> {
     try {
-      yield* readAhead(fh, { start });
+      yield* readAhead(fh, { start, chunk: STREAM_CHUNK });
     } finally {
       await fh.close();
     }
   }
-  return Readable.from(content(), { objectMode: false, highWaterMark: READ_CHUNK });
+  return Readable.from(content(), { objectMode: false, highWaterMark: STREAM_CHUNK });
 }

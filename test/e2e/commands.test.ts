@@ -1,8 +1,9 @@
 import { describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { cp, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EXAMPLE, runKit } from '../helpers/cli.js';
+import { EXAMPLE, KIT_BIN, runKit } from '../helpers/cli.js';
 import { craftArtifact } from '../helpers/craft.js';
 import { diffTrees, exampleSkip, snapshotTree } from '../helpers/tree.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -264,6 +265,17 @@ describe('init', () => {
 });
 
 describe('version and errors', () => {
+  it('stops quietly when the reader of its output goes away (kit list | head)', async () => {
+    const home = await packed();
+    // head exits after one byte; kit's next writes hit a closed pipe (EPIPE).
+    const r = spawnSync('sh', ['-c', `for i in 1 2 3 4 5 6 7 8; do "${KIT_BIN}" list; done | head -c 1`], {
+      env: { ...process.env, KIT_HOME: home },
+      encoding: 'utf8',
+    });
+    assert.equal(r.stdout.length, 1);
+    assert.doesNotMatch(r.stderr, /EPIPE|Error|at /);
+  });
+
   it('prints the version', async () => {
     const home = await tempDir();
     assert.match(await ok(['--version'], { home }), /^\d+\.\d+\.\d+\n$/);
