@@ -17,6 +17,7 @@ import { KitAnnotation, KitOps, ModelPack, ModelPackAnnotation, kitOpsLayerType,
 import { planLayers, type LayerFormat, type PlannedLayer } from './plan.js';
 import { KIT_VERSION } from '../version.js';
 import { copyRawLayer } from '../layers/raw-copy.js';
+import { WRITE_BUFFER } from '../io/read-ahead.js';
 import { retryWhenBlobsVanish } from '../store/blob-race.js';
 import type { RegistrySettings } from '../registry/types.js';
 import type { OpenParent } from './lineage.js';
@@ -281,7 +282,7 @@ async function buildLayer(
       await fh.close();
       result = await copyRawLayer(layer.entries[0]!.absPath, tmp, { onProgress });
     } else {
-      out = createWriteStream(tmp, { fd: fh });
+      out = createWriteStream(tmp, { fd: fh, highWaterMark: WRITE_BUFFER });
       result = await writeTarLayer(layer.entries, { compression, mtime, onProgress }, out);
     }
     const existed = await store.exists({ mediaType: 'application/octet-stream', digest: result.digest, size: result.size });

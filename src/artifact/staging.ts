@@ -11,6 +11,7 @@ import { writeRawLayer, writeTarLayer, type LayerResult } from '../layers/tar-wr
 import type { Compression } from '../layers/compression.js';
 import type { PackSink } from './pack.js';
 import type { PlannedLayer } from './plan.js';
+import { WRITE_BUFFER } from '../io/read-ahead.js';
 
 /**
  * `kit pack --push` builds into this instead of the local store: raw layers are the project's
@@ -43,7 +44,7 @@ export class StagedArtifact implements PackSink, Target {
       return { result, existed: false };
     }
     const tmp = join(this.tmpDir, `${this.blobs.size}.layer`);
-    const result = await writeTarLayer(layer.entries, { compression, mtime, onProgress }, createWriteStream(tmp));
+    const result = await writeTarLayer(layer.entries, { compression, mtime, onProgress }, createWriteStream(tmp, { highWaterMark: WRITE_BUFFER }));
     this.blobs.set(result.digest, { path: tmp, size: result.size, what: `layer ${layer.path}` });
     return { result, existed: false };
   }

@@ -75,3 +75,12 @@ export function fileReadable(fh: FileHandle, start = 0): Readable {
   }
   return Readable.from(content(), { objectMode: false, highWaterMark: STREAM_CHUNK });
 }
+
+/**
+ * highWaterMark for file write streams on the data path. With Node's default (16 KiB) every
+ * 64 KiB network chunk becomes one write(2) waited for before the next is accepted; with room
+ * for a few MiB, chunks queue while a write is in flight and go down in one writev(2). On this
+ * project's VM a 1 GiB download written in 64 KiB chunks took 3.3-5.3 s the first way, 0.7 s
+ * the second.
+ */
+export const WRITE_BUFFER = 4 * 1024 * 1024;

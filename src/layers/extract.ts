@@ -17,6 +17,7 @@ import {
 } from './paths.js';
 import { BLOCK_SIZE } from './tar-header.js';
 import { copyRawLayer } from './raw-copy.js';
+import { WRITE_BUFFER } from '../io/read-ahead.js';
 
 /**
  * Safe extraction of untrusted layers. Every entry is checked before anything is written for
@@ -415,7 +416,7 @@ function fileExists(rel: string): KitError {
 async function writeAtomically(abs: string, mode: number, stages: (Readable | Transform)[]): Promise<void> {
   await placeAtomically(abs, async (tmp) => {
     // 'wx' (O_CREAT|O_EXCL) refuses to open through anything already at the temp name.
-    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
+    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_BUFFER });
     await pipeline([...stages, out] as unknown as readonly NodeJS.ReadWriteStream[]);
     await chmod(tmp, mode);
   });

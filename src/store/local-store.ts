@@ -18,7 +18,7 @@ import {
 } from '../oci/descriptor.js';
 import type { Target } from '../oci/target.js';
 import { VerifyingStream, keepWhatArrives } from '../oci/verify.js';
-import { fileReadable, readAhead } from '../io/read-ahead.js';
+import { WRITE_BUFFER, fileReadable, readAhead } from '../io/read-ahead.js';
 import { withFileLock, type HeldLock } from './file-lock.js';
 import { tryPidLock } from './pid-lock.js';
 import { createFileOnce, fsyncDir, fsyncFile, isNotFound, isPermissionError, writeError } from './fs-util.js';
@@ -211,7 +211,7 @@ export class LocalStore implements Target {
       await pipeline(
         content,
         new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`),
-        createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
+        createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER }),
       );
       await this.commitIngested(temp, digest, desc.size);
     } catch (err) {
@@ -255,7 +255,7 @@ export class LocalStore implements Target {
       const { stream: content, failure } = keepWhatArrives(await open(offset));
       const verifier = new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`, { hash, bytes: offset }, () => failure() !== undefined);
       try {
-        await pipeline(content, verifier, createWriteStream(partial, { flags: offset > 0 ? 'a' : 'w', mode: 0o644 }));
+        await pipeline(content, verifier, createWriteStream(partial, { flags: offset > 0 ? 'a' : 'w', mode: 0o644, highWaterMark: WRITE_BUFFER }));
         const failed = failure();
         if (failed) throw failed;
       } catch (err) {
