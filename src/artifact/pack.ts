@@ -19,6 +19,7 @@ import { KIT_VERSION } from '../version.js';
 import { copyRawLayer } from '../layers/raw-copy.js';
 import { WRITE_BUFFER } from '../io/read-ahead.js';
 import { retryWhenBlobsVanish } from '../store/blob-race.js';
+import { FileDigestCache } from '../store/file-digests.js';
 import type { RegistrySettings } from '../registry/types.js';
 import type { OpenParent } from './lineage.js';
 import { checkNoOverlap, inheritModelConfig, resolvePackParent, type PackParent } from './pack-parent.js';
@@ -72,6 +73,8 @@ export interface PackSink {
   addParentBlob?(desc: Descriptor, bytes: Buffer): Promise<void>;
   /** Tag the finished manifest (a staging sink records the references for the copy). */
   tag(desc: Descriptor, ref: string): Promise<void>;
+  /** Called once the artifact is tagged (the store sink saves what it learned). */
+  finish?(): Promise<void>;
 }
 
 export type PackEvent =
@@ -184,6 +187,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     const desc = await opts.sink.addJson(manifest, MediaType.ImageManifest);
     const tagged: Descriptor = { ...desc, artifactType: manifest.artifactType! };
     for (const ref of refs) await opts.sink.tag(tagged, ref);
+    await opts.sink.finish?.();
     return { built, own, manifest, desc, tagged };
   });
   await opts.onPacked?.({
@@ -241,10 +245,30 @@ function layerEncoding(layer: PlannedLayer, compression: Compression): LayerEnco
 
 /** The local store as a pack sink: layers go through its ingest area, hashed on the way. */
 export class StoreSink implements PackSink {
+  /** Raw layers taken from the digest cache: files unchanged since they were last packed, not read again. */
+  unchangedFiles = 0;
+  private digests: Promise<FileDigestCache> | undefined;
+
   constructor(private readonly store: LocalStore) {}
 
-  addLayer(layer: PlannedLayer, compression: Compression | 'raw', mtime: Date, onProgress: (bytes: number) => void): Promise<{ result: LayerResult; existed: boolean }> {
-    return buildLayer(this.store, layer, compression, mtime, onProgress);
+  async addLayer(layer: PlannedLayer, compression: Compression | 'raw', mtime: Date, onProgress: (bytes: number) => void): Promise<{ result: LayerResult; existed: boolean }> {
+    if (compression !== 'raw') return buildLayer(this.store, layer, compression, mtime, onProgress);
+    const path = layer.entries[0]!.absPath;
+    const cache = await (this.digests ??= FileDigestCache.besideStore(this.store.root));
+    const { st, known } = await cache.lookup(path);
+    // Unchanged since it was hashed, and its blob still here: nothing to read, nothing to write.
+    if (known && (await this.store.freshen({ mediaType: 'application/octet-stream', digest: known.digest, size: known.size }))) {
+      this.unchangedFiles++;
+      onProgress(known.size);
+      return { result: { digest: known.digest, size: known.size, diffId: known.digest, uncompressedSize: known.size }, existed: true };
+    }
+    const built = await buildLayer(this.store, layer, compression, mtime, onProgress);
+    cache.remember(path, st, built.result.digest, built.result.size);
+    return built;
+  }
+
+  async finish(): Promise<void> {
+    await (await this.digests)?.save();
   }
 
   addJson(value: unknown, mediaType: string): Promise<Descriptor> {

@@ -183,6 +183,17 @@ export class LocalStore implements Target {
     return (await this.blobSize(desc.digest)) === desc.size;
   }
 
+  /**
+   * True when the blob is here; its mtime is then renewed, so that `kit store gc`'s grace period
+   * covers a blob about to be referenced again (as commitIngested does for a blob written twice).
+   */
+  async freshen(desc: Descriptor): Promise<boolean> {
+    if (!(await this.exists(desc))) return false;
+    const now = new Date();
+    await utimes(this.blobPath(desc.digest), now, now).catch(() => undefined);
+    return true;
+  }
+
   /** Where a blob lies on this machine, for readers that let the kernel copy it (unpack); undefined when it is not here. */
   async localBlobPath(desc: Descriptor): Promise<string | undefined> {
     return (await this.exists(desc)) ? this.blobPath(desc.digest) : undefined;
@@ -207,14 +218,14 @@ export class LocalStore implements Target {
       return;
     }
     const temp = this.ingestPath();
+    const out = createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER });
     try {
-      await pipeline(
-        content,
-        new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`),
-        createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER }),
-      );
+      await pipeline(content, new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`), out);
       await this.commitIngested(temp, digest, desc.size);
     } catch (err) {
+      // A stream failing at once may beat the file's open: wait for it, or the temp file would
+      // appear after it was removed.
+      if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
       await rm(temp, { force: true });
       throw writeError(err, temp, this.root);
     }

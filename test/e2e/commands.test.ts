@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { cp, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EXAMPLE, KIT_BIN, runKit } from '../helpers/cli.js';
 import { craftArtifact } from '../helpers/craft.js';
@@ -119,6 +120,41 @@ describe('unpack filters and existing files', () => {
 
     await ok(['unpack', 'x.io/team/model:1', '-d', out, '--overwrite'], { home });
     assert.equal(await readFile(join(out, 'models', 'config.json'), 'utf8'), await readFile(join(EXAMPLE, 'models', 'config.json'), 'utf8'));
+  });
+});
+
+describe('pack run again', () => {
+  it('does not read files unchanged since the last pack, and does read a file changed in place', async () => {
+    const home = await tempDir();
+    const project = join(await tempDir(), 'p');
+    await cp(EXAMPLE, project, { recursive: true });
+    // Files written seconds ago are never trusted by their stat (a change within the same clock tick would not show).
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const f of await readdir(project, { recursive: true })) await utimes(join(project, f), hourAgo, hourAgo);
+    const settle = () => new Promise((r) => setTimeout(r, 1100)); // utimes itself sets the ctime to now
+    await settle();
+    const packJson = async (tag: string) => JSON.parse(await ok(['pack', project, '-t', tag, '--json'], { home })) as { unchangedFiles: number; layers: Array<{ path: string; digest: string }> };
+    const first = await packJson('x.io/team/model:1');
+    assert.equal(first.unchangedFiles, 0);
+    const second = await packJson('x.io/team/model:2');
+    // Every single-file (raw) layer; folders packed as tar layers are read again.
+    const raw = second.unchangedFiles;
+    assert.ok(raw >= 4 && raw < first.layers.length, `${raw} of ${first.layers.length} layers`);
+    assert.deepEqual(second.layers, first.layers);
+
+    // Same size, other bytes, the old mtime put back: only the ctime tells, and it does.
+    const weights = join(project, 'models', 'sentiment.safetensors');
+    const bytes = await readFile(weights);
+    bytes[0] = bytes[0]! ^ 0xff;
+    await writeFile(weights, bytes);
+    await utimes(weights, hourAgo, hourAgo);
+    await settle();
+    const third = await packJson('x.io/team/model:3');
+    assert.equal(third.unchangedFiles, raw - 1);
+    const layer = third.layers.find((l) => l.path === 'models/sentiment.safetensors')!;
+    assert.equal(layer.digest, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    const v = await runKit(['store', 'verify'], { home });
+    assert.equal(v.code, 0, v.stderr);
   });
 });
 

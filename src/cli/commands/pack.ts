@@ -67,6 +67,7 @@ export function registerPack(program: Command): void {
       const { attachSupplyChain } = o.provenance ? await import('../../supplychain/attach.js') : { attachSupplyChain: undefined };
       let attached: { provenance: string; mlbom: string } | undefined;
       const progress = await createProgress('Packing', verbose);
+      const sink = new StoreSink(store);
       try {
         const r = await pack({
           contextDir: dir,
@@ -75,17 +76,18 @@ export function registerPack(program: Command): void {
           format: o.format,
           layerFormat: o.layerFormat,
           compression: o.compression,
-          sink: new StoreSink(store),
+          sink,
           settings: remoteSettings(o),
           onEvent: progress.onEvent,
           ...(attachSupplyChain ? { onPacked: async (p) => void (attached = await attachSupplyChain(store, p)) } : {}),
         });
         progress.stop();
-        if (o.json) return printJson(attached ? { ...r, supplyChain: attached } : r);
+        if (o.json) return printJson({ ...r, unchangedFiles: sink.unchangedFiles, ...(attached ? { supplyChain: attached } : {}) });
         const bytes = r.layers.reduce((n, l) => n + l.size, 0);
         for (const t of r.tags) printLine(`Packed ${t}`);
         printLine(`Digest: ${r.digest} (${r.layers.length} layers, ${formatBytes(bytes)}, ${r.format})`);
         if (r.parent) printLine(builtOnLine(r.parent));
+        if (sink.unchangedFiles > 0) printLine(`${sink.unchangedFiles} files unchanged since they were last packed: not read again`);
         if (attached) printLine(`Attached SLSA provenance ${attached.provenance} and CycloneDX ML-BOM ${attached.mlbom}`);
       } finally {
         progress.stop();
