@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import { ExitCode, KitError } from '../errors.js';
 import { KIT_VERSION } from '../version.js';
+import { sleep } from '../registry/http.js';
 
 export interface HubResponse {
   status: number;
@@ -105,21 +106,6 @@ export function rateLimitWait(headers: Record<string, string | undefined>): numb
   return waits.length > 0 ? Math.max(...waits) : undefined;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 function isLoopback(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();

@@ -4,7 +4,6 @@ import { parseDigest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { UploadSessionKey, UploadSessionRecord, UploadSessionStore } from '../store/upload-sessions.js';
 import { OCTET_STREAM } from './accept.js';
-import { blobExists } from './blobs.js';
 import { RegistryHttpError, registryError } from './errors.js';
 import { networkCode } from './http.js';
 import type { RepoContext } from './repository.js';
@@ -14,15 +13,13 @@ import {
   ContentReader,
   SAFE_CHUNK_SIZE,
   cancelUpload,
-  checkStoredDigest,
+  closeUpload,
   codesOf,
-  digestRejected,
   heldBytes,
   openSession,
   pushBlob,
   uploadHints,
   uploadLocation,
-  withDigest,
   type Blob,
   type UploadHints,
   type UploadOptions,
@@ -432,26 +429,9 @@ class ResumableChunkedUpload {
     });
   }
 
-  /** The closing PUT ?digest= with no body. */
-  private async finish(): Promise<void> {
-    const res = await this.ctx.client.request({
-      method: 'PUT',
-      url: withDigest(this.location, this.blob.digest),
-      headers: { 'content-type': OCTET_STREAM, 'content-length': '0' },
-      body: Buffer.alloc(0),
-      scopes: this.ctx.scopes.push,
-    });
-    if (res.status === 201 || res.status === 204) {
-      await res.dump();
-      checkStoredDigest(this.ctx, res, this.blob);
-      return;
-    }
-    const err = await registryError(res, 'complete the upload of blob', this.what);
-    if (codesOf(err).includes('DIGEST_INVALID')) throw digestRejected(this.ctx, this.blob);
-    // After an early 201 the session may already be closed, or a lost answer may have closed
-    // it: the blob's presence is what counts.
-    if (await blobExists(this.ctx, { mediaType: OCTET_STREAM, digest: this.blob.digest, size: this.blob.size }).catch(() => false)) return;
-    throw err;
+  /** The closing PUT. A lost answer may have closed the session already: the blob's presence then counts. */
+  private finish(): Promise<void> {
+    return closeUpload(this.ctx, this.location, this.blob, true);
   }
 
   /** The registry refused chunks before storing anything (GAR): one streaming PUT from byte 0. */

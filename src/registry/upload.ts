@@ -399,28 +399,33 @@ class ChunkedUpload {
     this.offset = held;
   }
 
-  /** The closing PUT ?digest= with no body. */
-  private async finish(): Promise<void> {
-    const res = await this.ctx.client.request({
-      method: 'PUT',
-      url: withDigest(this.location, this.blob.digest),
-      headers: { 'content-type': OCTET_STREAM, 'content-length': '0' },
-      body: Buffer.alloc(0),
-      scopes: this.ctx.scopes.push,
-    });
-    if (res.status === 201 || res.status === 204) {
-      await res.dump();
-      checkStoredDigest(this.ctx, res, this.blob);
-      return;
-    }
-    const err = await registryError(res, 'complete the upload of blob', `${this.ctx.display}@${this.blob.digest}`);
-    if (codesOf(err).includes('DIGEST_INVALID')) throw digestRejected(this.ctx, this.blob);
-    // After an early 201 the session may already be closed: the blob's presence is what counts.
-    if (this.earlyCreated && (await blobExists(this.ctx, { mediaType: OCTET_STREAM, digest: this.blob.digest, size: this.blob.size }))) {
-      return;
-    }
-    throw err;
+  private finish(): Promise<void> {
+    return closeUpload(this.ctx, this.location, this.blob, this.earlyCreated);
   }
+}
+
+/**
+ * The closing PUT ?digest= with no body, for chunked uploads. When `presenceCounts` (the
+ * session may already be closed: an early 201, a lost answer), a refusal is forgiven if the
+ * registry turns out to hold the blob.
+ */
+export async function closeUpload(ctx: RepoContext, location: string, blob: Blob, presenceCounts: boolean): Promise<void> {
+  const res = await ctx.client.request({
+    method: 'PUT',
+    url: withDigest(location, blob.digest),
+    headers: { 'content-type': OCTET_STREAM, 'content-length': '0' },
+    body: Buffer.alloc(0),
+    scopes: ctx.scopes.push,
+  });
+  if (res.status === 201 || res.status === 204) {
+    await res.dump();
+    checkStoredDigest(ctx, res, blob);
+    return;
+  }
+  const err = await registryError(res, 'complete the upload of blob', `${ctx.display}@${blob.digest}`);
+  if (codesOf(err).includes('DIGEST_INVALID')) throw digestRejected(ctx, blob);
+  if (presenceCounts && (await blobExists(ctx, { mediaType: OCTET_STREAM, digest: blob.digest, size: blob.size }).catch(() => false))) return;
+  throw err;
 }
 
 /**
