@@ -32,6 +32,12 @@ export interface UnpackOptions {
    */
   verify?: (source: Target, subject: Descriptor) => Promise<void>;
   /**
+   * Re-hash the local store's blobs while restoring them (`--verify-blobs`). Off by default:
+   * the store verified every blob when it stored it and keeps it read-only; `kit store verify`
+   * checks a whole store. Content from a registry is always verified.
+   */
+  rehashStoredBlobs?: boolean;
+  /**
    * Follows model.path references (artifacts built on other artifacts): where the parents'
    * manifests and configs are read, and where the layers taken from them are fetched when
    * `source` lacks them. The parent's model files are restored with the artifact's own.
@@ -172,10 +178,10 @@ async function refuseExisting(opts: UnpackOptions, layers: ArtifactLayer[], with
 async function unpackLayer(opts: UnpackOptions, blobs: Target, layer: ArtifactLayer, onProgress: (bytes: number) => void): Promise<void> {
   const d = layer.descriptor;
   if (layer.encoding === 'raw' && hasLocalBlobs(blobs)) {
-    // A blob of this machine's store: the kernel copies it, verified on the side.
+    // A blob of this machine's store: the kernel copies it (see copyRawFile for what is checked).
     const path = await blobs.localBlobPath(d);
     if (path) {
-      await copyRawFile({ path, digest: d.digest, size: d.size }, layer.path, { dest: opts.dest, existing: opts.existing, ...(layer.mode !== undefined ? { mode: layer.mode } : {}), onProgress });
+      await copyRawFile({ path, digest: d.digest, size: d.size }, layer.path, { dest: opts.dest, existing: opts.existing, ...(layer.mode !== undefined ? { mode: layer.mode } : {}), rehash: opts.rehashStoredBlobs === true, onProgress });
       return;
     }
   }

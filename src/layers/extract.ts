@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream, { type Header } from 'tar-stream';
-import { ExitCode, KitError } from '../errors.js';
+import { ExitCode, KitError, isKitError } from '../errors.js';
 import { decompressor, layerTooLarge } from './compression.js';
 import {
   assertRealParents,
@@ -16,7 +16,7 @@ import {
   unsafeLayer,
 } from './paths.js';
 import { BLOCK_SIZE } from './tar-header.js';
-import { copyRawLayer } from './raw-copy.js';
+import { copyKnownFile, copyRawLayer } from './raw-copy.js';
 import { WRITE_BUFFER } from '../io/read-ahead.js';
 
 /**
@@ -145,12 +145,14 @@ export async function writeRawFile(
 
 /**
  * writeRawFile for a blob that is a file on this machine (a local store's): the kernel copies
- * it and it is verified (digest and size) on the side, with the same guarantees otherwise.
+ * it, with the same guarantees otherwise. The store verified the blob's digest when it stored
+ * it and keeps it read-only, so by default only its size is checked (as containerd and Docker
+ * trust their content stores); `rehash` reads it again to check the digest on the side.
  */
 export async function copyRawFile(
   blob: { path: string; digest: string; size: number },
   relPath: string,
-  opts: { dest: string; existing: ExistingPolicy; mode?: number; onProgress?: (bytes: number) => void },
+  opts: { dest: string; existing: ExistingPolicy; mode?: number; rehash?: boolean; onProgress?: (bytes: number) => void },
 ): Promise<'written' | 'skipped'> {
   const dest = resolve(opts.dest);
   const abs = safeJoin(dest, relPath);
@@ -159,17 +161,31 @@ export async function copyRawFile(
   if ((await claimPath(rel, abs, 'file', opts.existing)) === 'skip') return 'skipped';
   await mkdir(dirname(abs), { recursive: true });
   await placeAtomically(abs, async (tmp) => {
-    // Created here with O_EXCL, like every temp file of the extractor; the copy then fills it.
-    await (await open(tmp, 'wx', 0o600)).close();
-    const got = await copyRawLayer(blob.path, tmp, { sync: false, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-    if (got.digest !== blob.digest || got.size !== blob.size) {
-      throw new KitError('DIGEST_MISMATCH', `layer ${rel}: the stored blob holds ${got.size} bytes with digest ${got.digest}, expected ${blob.size} bytes with ${blob.digest}`, {
-        hint: 'the local store is damaged: run `kit store verify`, then pull the artifact again',
+    const progress = opts.onProgress ? { onProgress: opts.onProgress } : {};
+    if (!opts.rehash) {
+      // The copy creates the temp file, refusing one that exists (like every temp file of the extractor).
+      await copyKnownFile(blob.path, tmp, blob.size, progress).catch((err: unknown) => {
+        throw isKitError(err) ? damagedStore(rel, (err as Error).message) : err;
       });
+    } else {
+      // Created here with O_EXCL, like every temp file of the extractor; the copy then fills it.
+      await (await open(tmp, 'wx', 0o600)).close();
+      const got = await copyRawLayer(blob.path, tmp, { sync: false, ...progress });
+      if (got.digest !== blob.digest || got.size !== blob.size) {
+        throw new KitError('DIGEST_MISMATCH', `layer ${rel}: the stored blob holds ${got.size} bytes with digest ${got.digest}, expected ${blob.size} bytes with ${blob.digest}`, {
+          hint: 'the local store is damaged: run `kit store verify`, then pull the artifact again',
+        });
+      }
     }
     await chmod(tmp, (opts.mode ?? 0o644) & 0o777);
   });
   return 'written';
+}
+
+function damagedStore(rel: string, why: string): KitError {
+  return new KitError('BLOB_CORRUPT', `layer ${rel}: the local store's blob is damaged (${why})`, {
+    hint: 'run `kit store verify`, then pull the artifact again',
+  });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -103,9 +103,13 @@ async function copyReferrers(src: Target, dst: Target, subject: Descriptor, opts
       });
     }
   };
+  const attached = await listed(link.from, 'source');
+  // Nothing attached (the usual case): the destination is not asked, which spares a push the
+  // two or three requests a registry without the referrers API needs to answer "none".
+  if (attached.length === 0) return 0;
   const have = new Set((await listed(link.to, 'destination')).map((a) => `${a.tag ?? ''}@${a.descriptor.digest}`));
   let copied = 0;
-  for (const att of await listed(link.from, 'source')) {
+  for (const att of attached) {
     if (!have.has(`${att.tag ?? ''}@${att.descriptor.digest}`)) {
       await copyNode(src, dst, att.descriptor, opts, result, depth + 1);
       await link.to.attach(att, await readManifestBytes(src, att.descriptor), subject);

@@ -17,6 +17,7 @@ interface UnpackFlags extends RemoteFlags {
   ignoreExisting?: boolean;
   json?: boolean;
   verifyKey?: string[];
+  verifyBlobs?: boolean;
 }
 
 export function registerUnpack(program: Command): void {
@@ -31,6 +32,7 @@ export function registerUnpack(program: Command): void {
     .option('-r, --remote', 'read from the registry even when the local store has the artifact')
     .option('--local', 'read from the local store only')
     .option('--json', 'print the result as JSON')
+    .option('--verify-blobs', "re-hash the local store's blobs while restoring them (the store verified them when storing them)")
     .option('--verify-key <file>', 'refuse the artifact unless it carries a valid signature for this public key (cosign.pub); repeatable', repeat)
     .addHelpText('after', '\nUnpacks from the local store, or straight from the registry (nothing stored) when the store\ndoes not have the artifact; only the layers the filters select are downloaded.\n\nExamples:\n  kit unpack registry.example.com/team/model:1.0 -d ./model\n  kit unpack team/model:1.0 -d /models --filter model --filter datasets:training'))
     .action(async (ref: string, o: UnpackFlags, cmd: Command) => {
@@ -61,6 +63,7 @@ export function registerUnpack(program: Command): void {
           existing: o.overwrite ? 'overwrite' : o.ignoreExisting ? 'skip' : 'error',
           onEvent: progress.onEvent,
           parents,
+          ...(o.verifyBlobs ? { rehashStoredBlobs: true } : {}),
           ...(o.verifyKey ? { verify: await (await import('../../sign/verify.js')).signatureGate(o.verifyKey, ref) } : {}),
         });
         progress.stop();
