@@ -1,4 +1,5 @@
-import type { FileHandle } from 'node:fs/promises';
+import type { Hash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 /** 1 MiB reads, four in flight: measured on this project's 2-core VM, a cold 1 GiB file hashes
@@ -84,3 +85,18 @@ export function fileReadable(fh: FileHandle, start = 0): Readable {
  * the second.
  */
 export const WRITE_BUFFER = 4 * 1024 * 1024;
+
+/** Feeds a file (its first `end` bytes) to `hash`; the number of bytes read. */
+export async function hashFileInto(hash: Hash, path: string, end?: number): Promise<number> {
+  let size = 0;
+  const fh = await open(path, 'r');
+  try {
+    for await (const chunk of readAhead(fh, { reuse: true, ...(end !== undefined ? { end } : {}) })) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+  } finally {
+    await fh.close();
+  }
+  return size;
+}

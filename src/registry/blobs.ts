@@ -51,10 +51,7 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset: numb
   });
   if (res.status === 404) {
     await res.dump();
-    throw new KitError('NOT_FOUND', `blob ${digest} was not found in ${ctx.display}`, {
-      hint: 'the artifact is incomplete in the registry; push it again',
-      exitCode: ExitCode.notFound,
-    });
+    throw blobNotFound(ctx, digest);
   }
   if (res.status === 416) {
     await res.dump();
@@ -80,6 +77,60 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset: numb
     return expectBytes(body, desc.size - offset, `blob ${digest} from ${ctx.display}`);
   }
   throw await registryError(res, 'fetch blob', `${ctx.display}@${digest}`);
+}
+
+/**
+ * Bytes [start, end) of a blob, for downloads that fetch one large blob over several
+ * connections at once. undefined when the registry (or its storage backend) ignores Range and
+ * answers 200 with the whole blob: that response is dropped unread and the caller downloads the
+ * blob in one stream instead. The stream fails with DOWNLOAD_INTERRUPTED when it ends early,
+ * and a registry that answers with another range than the one asked is refused.
+ */
+export async function fetchBlobRange(ctx: RepoContext, desc: Descriptor, start: number, end: number): Promise<Readable | undefined> {
+  const digest = parseDigest(desc.digest, 'blob digest');
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end <= start || end > desc.size) {
+    throw new RangeError(`invalid range ${start}-${end} of a ${desc.size}-byte blob`);
+  }
+  const res = await ctx.client.request({
+    method: 'GET',
+    url: ctx.path('blobs', digest),
+    headers: { range: `bytes=${start}-${end - 1}` },
+    scopes: ctx.scopes.pull,
+    followRedirects: true,
+  });
+  if (res.status === 200) {
+    discard(res.body);
+    return undefined;
+  }
+  if (res.status === 206) {
+    const range = parseContentRange(res.headers['content-range']);
+    if (range?.total !== undefined) checkLength(ctx, desc, res.body, range.total, desc.size);
+    if (range === undefined || range.start !== start || range.end !== end - 1) {
+      discard(res.body);
+      throw new KitError('RANGE_INVALID', `${ctx.display} answered bytes ${res.headers['content-range'] ?? '(no Content-Range)'} of blob ${digest} when asked for bytes ${start}-${end - 1}`, {
+        hint: 'the registry mishandles Range requests',
+      });
+    }
+    return expectBytes(res.body, end - start, `blob ${digest} from ${ctx.display} (bytes ${start}-${end - 1})`, true);
+  }
+  if (res.status === 404) {
+    await res.dump();
+    throw blobNotFound(ctx, digest);
+  }
+  if (res.status === 416) {
+    await res.dump();
+    throw new KitError('RANGE_NOT_SATISFIABLE', `${ctx.display} cannot serve bytes ${start}-${end - 1} of blob ${digest} (416)`, {
+      hint: 'the registry mishandles Range requests',
+    });
+  }
+  throw await registryError(res, 'fetch blob', `${ctx.display}@${digest}`);
+}
+
+function blobNotFound(ctx: RepoContext, digest: string): KitError {
+  return new KitError('NOT_FOUND', `blob ${digest} was not found in ${ctx.display}`, {
+    hint: 'the artifact is incomplete in the registry; push it again',
+    exitCode: ExitCode.notFound,
+  });
 }
 
 /**
@@ -109,11 +160,12 @@ function parseLength(v: string | undefined): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-/** `bytes 100-199/1000` -> { start: 100, total: 1000 } (total undefined for `*`). */
-function parseContentRange(contentRange: string | undefined): { start: number; total?: number } | undefined {
-  const m = /^bytes\s+(\d+)-\d+\/(\d+|\*)$/i.exec(contentRange?.trim() ?? '');
+/** `bytes 100-199/1000` -> { start: 100, end: 199, total: 1000 } (total undefined for `*`). */
+function parseContentRange(contentRange: string | undefined): { start: number; end: number; total?: number } | undefined {
+  const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(contentRange?.trim() ?? '');
   if (!m) return undefined;
-  return m[2] === '*' ? { start: Number(m[1]) } : { start: Number(m[1]), total: Number(m[2]) };
+  const range = { start: Number(m[1]), end: Number(m[2]) };
+  return m[3] === '*' ? range : { ...range, total: Number(m[3]) };
 }
 
 /**
@@ -121,11 +173,18 @@ function parseContentRange(contentRange: string | undefined): { start: number; t
  * chunked response cut short by a proxy looks complete to HTTP): the bytes received are good,
  * so the download resumes from there rather than being thrown away as a size mismatch.
  */
-function expectBytes(body: Readable, expected: number, what: string): Readable {
+function expectBytes(body: Readable, expected: number, what: string, exact = false): Readable {
   let seen = 0;
   const out = new Transform({
+    // 1 MiB: a consumer that writes in large blocks takes them without stalling the socket.
+    highWaterMark: 1024 * 1024,
     transform(chunk: Buffer, _enc, cb) {
       seen += chunk.length;
+      // `exact` (a range): more than asked for is a lying registry, not content to keep.
+      if (exact && seen > expected) {
+        cb(new KitError('SIZE_MISMATCH', `${what}: the registry sent more than the ${expected} bytes asked for`, { hint: 'the registry is misbehaving; nothing past the range was kept' }));
+        return;
+      }
       cb(null, chunk);
     },
     flush(cb) {

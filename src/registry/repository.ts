@@ -4,7 +4,7 @@ import { MAX_MANIFEST_BYTES, type Descriptor } from '../oci/descriptor.js';
 import { parseReference } from '../oci/reference.js';
 import type { Target } from '../oci/target.js';
 import { isManifestKind } from './accept.js';
-import { blobExists, fetchBlob } from './blobs.js';
+import { blobExists, fetchBlob, fetchBlobRange } from './blobs.js';
 import {
   deleteManifest,
   fetchManifestRaw,
@@ -85,6 +85,11 @@ export class RemoteRepository implements Target {
     if (!isManifestKind(desc.mediaType)) return fetchBlob(this.ctx, desc, offset);
     const bytes = await fetchManifestRaw(this.ctx, desc);
     return Readable.from([bytes.subarray(Math.min(offset, bytes.length))]);
+  }
+
+  /** Bytes [start, end) of a blob; undefined when the registry ignores Range (see fetchBlobRange). */
+  fetchRange(desc: Descriptor, start: number, end: number): Promise<Readable | undefined> {
+    return fetchBlobRange(this.ctx, desc, start, end);
   }
 
   /**

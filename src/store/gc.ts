@@ -15,6 +15,8 @@ export { tempName };
  *                              writer is gone.
  *   <hex>.partial              an interrupted download of blob sha256:<hex>: the next pull of
  *                              that blob continues from its length (a Range request).
+ *   <hex>.partial.ranges       the journal of a download in ranges (ranged-ingest.ts): how many
+ *                              bytes from the start <hex>.partial holds; goes with it.
  *   <hex>.partial.lock         the pid (and namespace tag) of the process downloading into <hex>.partial.
  *   anything else              another writer's file; kept while `<name>.lock` names a live
  *                              process, else stale after the grace period. Folders are left alone.
@@ -49,6 +51,7 @@ const TEMP_NAME = /^(\d+)-([a-z0-9]+)-[0-9a-f-]{36}\.tmp$/;
 /** Names written before the owner tag existed: `<pid>-<uuid>.tmp`. */
 const LEGACY_TEMP_NAME = /^(\d+)-[0-9a-f]{8}-[0-9a-f-]{27}\.tmp$/;
 const PARTIAL_NAME = /^[a-f0-9]{64}\.partial$/;
+const JOURNAL_NAME = /^([a-f0-9]{64}\.partial)\.ranges$/;
 
 
 /** Owner state of a temp file name, from the pid and namespace tag it carries. */
@@ -85,6 +88,10 @@ export async function inspectIngest(dir: string): Promise<IngestEntry[]> {
       out.push({ ...base, kind: 'temp', ...tempOwner(name) });
     } else if (PARTIAL_NAME.test(name)) {
       const lock = present.has(`${name}.lock`) ? await lockOwner(join(dir, `${name}.lock`)) : { owner: 'dead' as const };
+      out.push({ ...base, kind: 'partial', ...lock });
+    } else if (JOURNAL_NAME.test(name)) {
+      const partial = JOURNAL_NAME.exec(name)![1]!;
+      const lock = present.has(`${partial}.lock`) ? await lockOwner(join(dir, `${partial}.lock`)) : { owner: 'dead' as const };
       out.push({ ...base, kind: 'partial', ...lock });
     } else if (name.endsWith('.lock')) {
       out.push({ ...base, kind: 'lock', ...(await lockOwner(path)) });

@@ -18,9 +18,10 @@ import {
 } from '../oci/descriptor.js';
 import type { Target } from '../oci/target.js';
 import { VerifyingStream, keepWhatArrives } from '../oci/verify.js';
-import { WRITE_BUFFER, fileReadable, readAhead } from '../io/read-ahead.js';
+import { WRITE_BUFFER, fileReadable, hashFileInto, readAhead } from '../io/read-ahead.js';
 import { withFileLock, type HeldLock } from './file-lock.js';
 import { tryPidLock } from './pid-lock.js';
+import { ingestRanged, settleRangedPartial } from './ranged-ingest.js';
 import { createFileOnce, fsyncDir, fsyncFile, isNotFound, isPermissionError, writeError } from './fs-util.js';
 import { MAX_PARENT_LINKS, childrenOf, hasChildren, parentDigestOf, type GraphNode } from './graph.js';
 import { emptyIndex, readIndexFile, serializeIndex } from './index-file.js';
@@ -242,15 +243,14 @@ export class LocalStore implements Target {
     const digest = parseDigest(desc.digest, 'blob digest');
     checkSize(desc.size);
     if (await this.exists(desc)) return { resumedFrom: desc.size };
-    const partial = join(this.ingestDir, `${digestHex(digest)}.partial`);
-    const release = await tryPidLock(`${partial}.lock`).catch((err: unknown) => {
-      throw writeError(err, `${partial}.lock`, this.root);
-    });
+    const { partial, release } = await this.lockPartial(digest);
     if (!release) {
       await this.push(desc, await open(0));
       return { resumedFrom: 0 };
     }
     try {
+      // Left by a ranged download: only its unbroken prefix counts for a single stream.
+      await settleRangedPartial(partial, desc.size);
       let offset = (await stat(partial).catch(() => undefined))?.size ?? 0;
       if (offset > desc.size) {
         await rm(partial, { force: true });
@@ -261,7 +261,7 @@ export class LocalStore implements Target {
       if (offset > 0) await chmod(partial, 0o644).catch(() => undefined);
       const hash = newHasher();
       if (offset > 0) {
-        await hashInto(hash, partial, offset);
+        await hashFileInto(hash, partial, offset);
       }
       const { stream: content, failure } = keepWhatArrives(await open(offset));
       const verifier = new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`, { hash, bytes: offset }, () => failure() !== undefined);
@@ -280,6 +280,43 @@ export class LocalStore implements Target {
     } finally {
       await release();
     }
+  }
+
+  /**
+   * A large blob fetched over several connections at once (ranged-ingest.ts), into the same
+   * partial file a single-stream download uses, under the same lock. 'unsupported' when the
+   * source ignores Range (nothing written: use pushResumable); undefined when another process
+   * is downloading the blob (pushResumable then downloads it privately).
+   */
+  async pushRanged(
+    desc: Descriptor,
+    fetchRange: (start: number, end: number) => Promise<Readable | undefined>,
+    opts: { onProgress?: (bytesOnDisk: number) => void; connections?: number } = {},
+  ): Promise<{ resumedFrom: number } | 'unsupported' | undefined> {
+    const digest = parseDigest(desc.digest, 'blob digest');
+    checkSize(desc.size);
+    if (await this.exists(desc)) return { resumedFrom: desc.size };
+    const { partial, release } = await this.lockPartial(digest);
+    if (!release) return undefined;
+    try {
+      await chmod(partial, 0o644).catch(() => undefined); // see pushResumable
+      const outcome = await ingestRanged({ path: partial, size: desc.size, digest, fetchRange, what: `blob ${digest}`, ...opts }).catch((err: unknown) => {
+        throw writeError(err, partial, this.root);
+      });
+      if (outcome !== 'unsupported') await this.commitIngested(partial, digest, desc.size);
+      return outcome;
+    } finally {
+      await release();
+    }
+  }
+
+  /** The partial-download file of a blob, and its pid lock (release undefined: another process holds it). */
+  private async lockPartial(digest: Digest): Promise<{ partial: string; release: (() => Promise<void>) | undefined }> {
+    const partial = join(this.ingestDir, `${digestHex(digest)}.partial`);
+    const release = await tryPidLock(`${partial}.lock`).catch((err: unknown) => {
+      throw writeError(err, `${partial}.lock`, this.root);
+    });
+    return { partial, release };
   }
 
   /** Bytes of an interrupted download of this blob kept in the ingest area (0 when none). */
@@ -1094,24 +1131,10 @@ async function fileExists(path: string): Promise<boolean> {
 
 async function hashFile(path: string): Promise<{ digest: Digest; size: number }> {
   const hash = newHasher();
-  const size = await hashInto(hash, path);
+  const size = await hashFileInto(hash, path);
   return { digest: hasherDigest(hash), size };
 }
 
-/** Feeds a file (its first `end` bytes) to `hash`; the number of bytes read. */
-async function hashInto(hash: Hash, path: string, end?: number): Promise<number> {
-  let size = 0;
-  const fh = await open(path, 'r');
-  try {
-    for await (const chunk of readAhead(fh, { reuse: true, ...(end !== undefined ? { end } : {}) })) {
-      hash.update(chunk);
-      size += chunk.length;
-    }
-  } finally {
-    await fh.close();
-  }
-  return size;
-}
 
 /** mtime of every folder below `root`. */
 async function folderTimes(root: string, into = new Map<string, number>()): Promise<Map<string, number>> {

@@ -6,6 +6,7 @@ import { MAX_MANIFEST_BYTES, isIndexMediaType, isManifestMediaType, type Descrip
 import type { Target } from '../oci/target.js';
 import { MAX_LAYERS } from '../artifact/manifest-schema.js';
 import { retryWhenBlobsVanish } from '../store/blob-race.js';
+import { RANGED_FROM } from '../store/ranged-ingest.js';
 
 /**
  * One graph copy serves push, pull and cross-repository tag: resolve the root, then copy
@@ -28,6 +29,8 @@ export interface CopyOptions {
   mountFrom?: string[];
   /** Attempts per blob when a transfer breaks mid-way (default 5). */
   attempts?: number;
+  /** Fetch large blobs over several connections with Range requests when both sides can (default true). */
+  parallelRanges?: boolean;
   /**
    * Supply chain: also copy what is attached to the artifact (signatures, attestations, SBOMs:
    * referrers and cosign's `.sig` / `.att` tags), listed at `from` and recorded at `to`
@@ -58,6 +61,17 @@ export interface CopyResult {
 interface ResumableTarget extends Target {
   pushResumable(desc: Descriptor, open: (offset: number) => Promise<Readable>): Promise<{ resumedFrom: number }>;
 }
+/** A source that serves byte ranges of a blob (a registry), and a destination that takes a blob in pieces (the local store). */
+interface RangeSource extends Target {
+  fetchRange(desc: Descriptor, start: number, end: number): Promise<Readable | undefined>;
+}
+interface RangedTarget extends Target {
+  pushRanged(
+    desc: Descriptor,
+    fetchRange: (start: number, end: number) => Promise<Readable | undefined>,
+    opts: { onProgress?: (bytesOnDisk: number) => void },
+  ): Promise<{ resumedFrom: number } | 'unsupported' | undefined>;
+}
 interface MountingTarget extends Target {
   mount(desc: Descriptor, fromRepository: string): Promise<boolean>;
 }
@@ -66,6 +80,8 @@ interface ManifestTarget extends Target {
 }
 
 const canResume = (t: Target): t is ResumableTarget => typeof (t as Partial<ResumableTarget>).pushResumable === 'function';
+const canServeRanges = (t: Target): t is RangeSource => typeof (t as Partial<RangeSource>).fetchRange === 'function';
+const canTakeRanges = (t: Target): t is RangedTarget => typeof (t as Partial<RangedTarget>).pushRanged === 'function';
 const canMount = (t: Target): t is MountingTarget => typeof (t as Partial<MountingTarget>).mount === 'function';
 const hasPushManifest = (t: Target): t is ManifestTarget => typeof (t as Partial<ManifestTarget>).pushManifest === 'function';
 
@@ -293,9 +309,20 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
     return s.pipe(new ProgressCounter(progress));
   };
   let resumedFrom: number | undefined;
+  // Large blobs from a registry into the store: several ranges at once (store/ranged-ingest.ts),
+  // unless the registry ignores Range or another process is downloading the blob.
+  let ranged = desc.size >= RANGED_FROM && opts.parallelRanges !== false && canServeRanges(src) && canTakeRanges(dst);
   const attempts = opts.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
     try {
+      const r = ranged && canServeRanges(src) && canTakeRanges(dst)
+        ? await dst.pushRanged(desc, (start, end) => src.fetchRange(desc, start, end), { onProgress: (onDisk) => progress(onDisk - reported) })
+        : undefined;
+      if (r !== undefined && r !== 'unsupported') {
+        resumedFrom = r.resumedFrom > 0 ? r.resumedFrom : resumedFrom;
+        break;
+      }
+      ranged = false;
       if (canResume(dst)) {
         const r = await dst.pushResumable(desc, async (offset) => {
           const s = await src.fetch(desc, { offset });

@@ -16,6 +16,8 @@
  *   corrupt-body         one response byte flipped, so the content no longer matches its digest
  *   stall                a pause before answering, or after N body bytes
  *   set-header           a response header replaced or removed
+ *   ignore-range         blob GETs forwarded without their Range header, so the whole blob comes
+ *                        back with 200 (storage backends and proxies that ignore Range)
  *
  * Everything streams with back-pressure (constant memory, whatever the blob size); only the small
  * tags/list JSON is read whole. Absolute Location/Link URLs naming the registry are rewritten to the
@@ -66,6 +68,7 @@ export type FaultRule = RuleCommon &
     | { kind: 'corrupt-body'; atByte?: number }
     | { kind: 'stall'; ms: number; afterBytes?: number }
     | { kind: 'set-header'; name: string; value?: string }
+    | { kind: 'ignore-range' }
   );
 
 type Kind = FaultRule['kind'];
@@ -87,6 +90,7 @@ const DEFAULTS: Record<Kind, { match?: RegExp; method?: string[]; times: number 
   'corrupt-body': { times: 1 },
   stall: { times: 1 },
   'set-header': { times: Infinity },
+  'ignore-range': { match: BLOB, method: ['GET'], times: Infinity },
 };
 
 /** A rule with its remaining budget. */
@@ -325,7 +329,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
     // 3. Forward, rewriting headers and maybe the body on the way back.
     let tooBig = false;
-    const { response, abort } = sendUpstream(up, method, url, copyHeaders(req.headers), req, (n) => {
+    const ignoreRange = req.headers.range !== undefined && take('ignore-range');
+    const { response, abort } = sendUpstream(up, method, url, copyHeaders(req.headers, ignoreRange ? ['range'] : []), req, (n) => {
       countIn(n);
       if (streamLimit && !tooBig && entry.bytesIn > streamLimit.maxBytes) {
         // Past the limit: the registry must not get the rest (its upload session is abandoned,
