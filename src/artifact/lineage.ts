@@ -14,7 +14,7 @@
  */
 import { KitError, isKitError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { parseReference } from '../oci/reference.js';
+import { parseReference, isPinnedReference } from '../oci/reference.js';
 import type { Target } from '../oci/target.js';
 import { isArtifactReference, parseKitfile } from '../kitfile/load.js';
 import { KitAnnotation, KitOps, isModelLayerType } from './media-types.js';
@@ -57,14 +57,6 @@ export function parentLink(head: Pick<ArtifactHead, 'manifest' | 'config'>, name
 }
 
 /** `registry/repo@sha256:<hex>`: what the parent annotation must hold. */
-export function isPinnedReference(value: string): boolean {
-  try {
-    const r = parseReference(value);
-    return r.digest !== undefined && value.includes('/');
-  } catch {
-    return false;
-  }
-}
 
 /**
  * model.path of the artifact's Kitfile (the manifest annotation, else a KitOps config), read
@@ -167,3 +159,5 @@ export function referenceRepository(reference: string): { registry: string; repo
   const r = parseReference(reference);
   return { registry: r.registry, repository: r.repository };
 }
+
+

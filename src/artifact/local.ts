@@ -3,7 +3,6 @@ import { isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { familiarRepository, formatReference, parseReference, parseReferenceWithDefaultTag, repositoryName } from '../oci/reference.js';
 import type { LocalStore } from '../store/local-store.js';
-import { loadArtifact } from './read.js';
 
 /**
  * The local-store operations behind list, tag and remove: they speak in references as users
@@ -38,6 +37,8 @@ export async function listArtifacts(store: LocalStore, repoFilter?: string): Pro
       continue; // an entry written by another tool with a bare tag name; not ours to list
     }
     if (wanted !== undefined && repositoryName(parsed) !== wanted) continue;
+    // Imported here: read.js brings the YAML parser, which push and pull (importing storeRef) never need.
+    const { loadArtifact } = await import('./read.js');
     const a = await loadArtifact(store, ref);
     const size = a.manifest.layers.reduce((n, l) => n + l.size, a.manifest.config.size + descriptor.size);
     rows.push({

@@ -138,3 +138,13 @@ export function familiarRepository(ref: Pick<Reference, 'registry' | 'repository
   if (ref.registry !== DOCKER_HUB) return repositoryName(ref);
   return ref.repository.startsWith('library/') ? ref.repository.slice('library/'.length) : ref.repository;
 }
+
+/** A reference that names one artifact for good: `registry/repository@sha256:...`. */
+export function isPinnedReference(value: string): boolean {
+  try {
+    const r = parseReference(value);
+    return r.digest !== undefined && value.includes('/');
+  } catch {
+    return false;
+  }
+}

@@ -50,6 +50,12 @@ export interface RemoteRepositoryOptions {
  * it offers what only a registry has: mount, tag listing, deletion and referrers.
  */
 export class RemoteRepository implements Target {
+  /**
+   * Registries refuse a manifest whose blobs they lack (MANIFEST_BLOB_UNKNOWN), so a manifest
+   * found here is here whole: copy then skips checking its blobs one by one.
+   */
+  readonly holdsManifestsWhole = true;
+
   readonly client: RegistryClient;
   readonly repository: string;
   private readonly ctx: RepoContext;

@@ -27,6 +27,27 @@ import { hashFileInto } from '../io/read-ahead.js';
 /** Blobs from this size on are fetched in ranges. */
 export const RANGED_FROM = 64 * 1024 * 1024;
 const CONNECTIONS = 4;
+/**
+ * Pieces fetched at once in this process, all blobs together: copy moves several blobs at a
+ * time, and four connections each would multiply the memory held for hashing (a 2 GiB pull
+ * with four 153 MiB shards peaked at 227 MiB that way, 150 MiB being the budget).
+ */
+const slots = new (class Slots {
+  private free = CONNECTIONS;
+  private readonly waiting: Array<() => void> = [];
+  async take(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+})();
 const PIECE = 8 * 1024 * 1024;
 /** No piece starts more than this past the bytes hashed so far: the memory held for hashing. */
 const WINDOW = 3 * PIECE;
@@ -67,21 +88,31 @@ export async function ingestRanged(o: RangedIngestOptions): Promise<RangedOutcom
   for (let s = resumedFrom; s < o.size; s += PIECE) pieces.push(new Piece(s, Math.min(o.size, s + PIECE)));
 
   let firstBody: Readable | undefined;
+  let firstSlot: (() => void) | undefined;
   if (pieces.length > 0) {
     // The first piece decides: a server that ignores Range has had nothing written by then.
+    firstSlot = await slots.take();
     firstBody = await o.fetchRange(pieces[0]!.start, pieces[0]!.end).catch((err: unknown) => {
+      firstSlot!();
       if (isKitError(err) && (err.code === 'RANGE_INVALID' || err.code === 'RANGE_NOT_SATISFIABLE')) return undefined;
       throw err;
     });
-    if (!firstBody) return 'unsupported';
-    await saveJournal(journal, o.size, resumedFrom);
+    if (!firstBody) {
+      firstSlot();
+      return 'unsupported';
+    }
+    await saveJournal(journal, o.size, resumedFrom).catch((err: unknown) => {
+      firstSlot!();
+      firstBody!.destroy();
+      throw err;
+    });
   }
   if (resumedFrom > 0) await hashFileInto(hash, o.path, resumedFrom);
 
   const fh = await open(o.path, (await stat(o.path).catch(() => undefined)) ? 'r+' : 'w+', 0o644);
   const run = new RangedRun(o, fh, hash, pieces, resumedFrom, journal);
   try {
-    await run.download(firstBody);
+    await run.download(firstBody, firstSlot);
   } finally {
     await run.settle();
     await fh.close();
@@ -156,27 +187,37 @@ class RangedRun {
     this.prefixOnDisk = start;
   }
 
-  async download(firstBody: Readable | undefined): Promise<void> {
+  /** `firstBody` and `firstSlot`: the response to the first piece, and the slot it holds. */
+  async download(firstBody: Readable | undefined, firstSlot: (() => void) | undefined): Promise<void> {
     this.o.onProgress?.(this.onDisk);
     const connections = Math.min(this.o.connections ?? CONNECTIONS, this.pieces.length);
     let first = firstBody;
+    let heldSlot = firstSlot;
     await Promise.all(
       Array.from({ length: connections }, async () => {
         for (let i = this.next++; i < this.pieces.length && !this.failure; i = this.next++) {
           const piece = this.pieces[i]!;
           const body = first;
           first = undefined;
+          let release = heldSlot;
+          heldSlot = undefined;
           try {
-            if (!body) await this.waitForWindow(piece);
-            await this.fetchPiece(i, body);
+            if (!body) {
+              await this.waitForWindow(piece);
+              release = await slots.take();
+            }
+            if (!this.failure) await this.fetchPiece(i, body);
           } catch (err) {
             body?.destroy();
             this.fail(err);
+          } finally {
+            release?.();
           }
         }
       }),
     );
     first?.destroy();
+    heldSlot?.();
     if (this.failure) throw this.failure.err;
   }
 

@@ -82,6 +82,8 @@ interface ManifestTarget extends Target {
 const canResume = (t: Target): t is ResumableTarget => typeof (t as Partial<ResumableTarget>).pushResumable === 'function';
 const canServeRanges = (t: Target): t is RangeSource => typeof (t as Partial<RangeSource>).fetchRange === 'function';
 const canTakeRanges = (t: Target): t is RangedTarget => typeof (t as Partial<RangedTarget>).pushRanged === 'function';
+/** Destinations that never hold a manifest without its blobs (registries); not the local store, where gc or damage can part them. */
+const holdsManifestsWhole = (t: Target): boolean => (t as { holdsManifestsWhole?: boolean }).holdsManifestsWhole === true;
 const canMount = (t: Target): t is MountingTarget => typeof (t as Partial<MountingTarget>).mount === 'function';
 const hasPushManifest = (t: Target): t is ManifestTarget => typeof (t as Partial<ManifestTarget>).pushManifest === 'function';
 
@@ -164,9 +166,15 @@ async function copyNode(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
         hint: 'the artifact is malformed or hostile; nothing was downloaded',
       });
     }
-    const blobs = [m.config, ...m.layers];
+    const blobs = dedupe([m.config, ...m.layers]);
     opts.onEvent?.({ type: 'plan', blobs: blobs.length, bytes: blobs.reduce((n, b) => n + b.size, 0) });
-    await copyBlobs(src, dst, dedupe(blobs), opts, result);
+    // A registry refuses a manifest whose blobs it lacks, so one it has is there whole: nothing
+    // to check blob by blob (a re-push is one request, as oras-go skips an existing root).
+    if (holdsManifestsWhole(dst) && (await dst.exists(desc))) {
+      for (const d of blobs) reportSkipped(d, opts, result);
+      return;
+    }
+    await copyBlobs(src, dst, blobs, opts, result);
   } else if (isIndexMediaType(desc.mediaType)) {
     const idx = parseJson<ImageIndex>(bytes, desc);
     checkDocument(idx, desc);
@@ -239,13 +247,7 @@ const EXISTS_CONCURRENCY = 16;
 
 async function copyBlobs(src: Target, dst: Target, blobs: Descriptor[], opts: CopyOptions, result: CopyResult): Promise<void> {
   const there = await mapLimit(blobs, EXISTS_CONCURRENCY, (d) => dst.exists(d));
-  for (const [i, d] of blobs.entries()) {
-    if (!there[i]) continue;
-    result.blobs++;
-    result.skipped++;
-    opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType, ...titleOf(d) });
-    opts.onEvent?.({ type: 'blob-done', digest: d.digest, size: d.size, how: 'skipped' });
-  }
+  for (const [i, d] of blobs.entries()) if (there[i]) reportSkipped(d, opts, result);
   // The largest first: a big weight file started last would be left transferring alone.
   const queue = blobs.filter((_, i) => !there[i]).sort((a, b) => b.size - a.size);
   // After a failure no new blob is started, and the ones in flight are let finish before the
@@ -262,6 +264,13 @@ async function copyBlobs(src: Target, dst: Target, blobs: Descriptor[], opts: Co
   });
   await Promise.all(workers);
   if (failure) throw failure.err;
+}
+
+function reportSkipped(d: Descriptor, opts: CopyOptions, result: CopyResult): void {
+  result.blobs++;
+  result.skipped++;
+  opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType, ...titleOf(d) });
+  opts.onEvent?.({ type: 'blob-done', digest: d.digest, size: d.size, how: 'skipped' });
 }
 
 function titleOf(d: Descriptor): { title?: string } {

@@ -3,12 +3,11 @@
  * may be absent locally (`kit pack` never downloads them). They are mounted from the parents'
  * repositories when the destination is on the same registry, else read from there and uploaded.
  */
-import { isPinnedReference } from '../artifact/lineage.js';
 import { KitAnnotation } from '../artifact/media-types.js';
 import { parentBlobSources } from '../artifact/source.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { FallbackTarget } from '../oci/fallback-target.js';
-import { parseReference, type Reference } from '../oci/reference.js';
+import { isPinnedReference, parseReference, type Reference } from '../oci/reference.js';
 import type { Target } from '../oci/target.js';
 import type { RegistrySettings } from '../registry/types.js';
 import { MAX_PARENT_LINKS } from '../store/graph.js';

@@ -10,7 +10,7 @@ import type { Target } from '../oci/target.js';
 import { attachmentSite } from '../sign/attachments.js';
 import { copy, type CopyEvent, type CopyOptions, type CopyResult } from './copy.js';
 import { parentMounts, recordedParents, withParentBlobs } from './parent-blobs.js';
-import { parentsToPull, storeParents, type PulledParent } from './pull-parents.js';
+import type { PulledParent } from './pull-parents.js';
 
 /** push, pull and remote tag: each one graph copy between two targets. */
 
@@ -94,6 +94,8 @@ export async function pullArtifact(store: LocalStore, source: string, opts: Tran
   }
   // Built on other artifacts: the chain is read and checked before any layer moves, and the
   // parents are in the store before the child is tagged (the store needs them to accept it).
+  // Imported here: following parents reads Kitfiles (the YAML parser), which push never needs.
+  const { parentsToPull, storeParents } = await import('./pull-parents.js');
   const ancestors = await parentsToPull(repo, subject, localRef, opts.settings);
   const parents = ancestors.length > 0 ? await storeParents(store, ancestors, { ...(opts.concurrency ? { concurrency: opts.concurrency } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) }) : [];
   const added: Digest[] = [];
