@@ -48,7 +48,7 @@ const slots = new (class Slots {
     };
   }
 })();
-const PIECE = 8 * 1024 * 1024;
+const PIECE = 4 * 1024 * 1024;
 /** No piece starts more than this past the bytes hashed so far: the memory held for hashing. */
 const WINDOW = 3 * PIECE;
 /** Bytes gathered from a response before one positional writev. */

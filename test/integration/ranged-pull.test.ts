@@ -19,7 +19,7 @@ import { MiB, kit, kitEnv, kitOk, packBigArtifact, pulledWeightDigest, sumOut, t
 
 const skip = await registrySkipReason();
 const WEIGHT_MIB = 96;
-const PIECE = 8 * MiB;
+const PIECE = 4 * MiB;
 
 describe('pulling a large blob in ranges (real CLI, real registry)', { skip }, () => {
   let reg: RunningRegistry;
@@ -57,7 +57,7 @@ describe('pulling a large blob in ranges (real CLI, real registry)', { skip }, (
     return { home: h, gets: weightGets(mine), moved: sumOut(mine) };
   }
 
-  it('fetches the weights in 8 MiB ranges that tile the blob exactly, each byte once', async () => {
+  it('fetches the weights in 4 MiB ranges that tile the blob exactly, each byte once', async () => {
     const p = await proxy();
     const { gets, moved } = await pullVia(p);
     const ranges = gets.map((e) => /^bytes=(\d+)-(\d+)$/.exec(String(e.headers.range)));
@@ -89,7 +89,7 @@ describe('pulling a large blob in ranges (real CLI, real registry)', { skip }, (
   });
 
   it('a range whose connection breaks is fetched again from where it broke, not from its start', async () => {
-    const p = await proxy([{ kind: 'reset-mid-body', match: new RegExp(big.weightDigest.slice('sha256:'.length)), afterBytes: 3 * MiB, times: 2 }]);
+    const p = await proxy([{ kind: 'reset-mid-body', match: new RegExp(big.weightDigest.slice('sha256:'.length)), afterBytes: 2 * MiB, times: 2 }]);
     const { gets, moved } = await pullVia(p);
     const resumed = gets.filter((e) => {
       const m = /^bytes=(\d+)-/.exec(String(e.headers.range));
@@ -100,9 +100,9 @@ describe('pulling a large blob in ranges (real CLI, real registry)', { skip }, (
   });
 
   it('killed mid-download, the next pull continues from the bytes the journal records', async () => {
-    // Every response of the weights stalls after 4 MiB (kit gives up on it after 2 s and asks for
+    // Every response of the weights stalls after 2 MiB (kit gives up on it after 2 s and asks for
     // the rest): the download crawls, so it is still running when the journal shows a prefix.
-    const p = await proxy([{ kind: 'stall', match: new RegExp(big.weightDigest.slice('sha256:'.length)), ms: 60_000, afterBytes: 4 * MiB, times: 1000 }]);
+    const p = await proxy([{ kind: 'stall', match: new RegExp(big.weightDigest.slice('sha256:'.length)), ms: 60_000, afterBytes: 2 * MiB, times: 1000 }]);
     const home = await tempDir('kit-ranged-kill-');
     const ingest = join(home, 'store', 'ingest');
     const child = spawn(process.execPath, [KIT_BIN, 'pull', `${p.host}/ranged/model:1`], { env: { ...process.env, KIT_HOME: home, ...kitEnv(home) }, stdio: 'ignore' });

@@ -37,7 +37,7 @@ const SUITE = 'faults-push-pull';
 const BLOBS = /\/blobs\/sha256:/;
 const UPLOADS = /\/blobs\/uploads\//;
 /** The size of the ranges a large blob is pulled in (store/ranged-ingest.ts). */
-const PIECE = 8 * MiB;
+const PIECE = 4 * MiB;
 
 describe('256 MiB push and pull under faults (real CLI, real registry)', { skip }, () => {
   let reg: RunningRegistry;
@@ -102,7 +102,7 @@ describe('256 MiB push and pull under faults (real CLI, real registry)', { skip 
   }
 
   /**
-   * The weight blob's GETs: the blob comes in 8 MiB ranges over several connections
+   * The weight blob's GETs: the blob comes in 4 MiB ranges over several connections
    * (store/ranged-ingest.ts), and after a fault a range continues where its connection broke,
    * in the middle of its piece, instead of from the piece's (or the blob's) start.
    */
@@ -121,7 +121,7 @@ describe('256 MiB push and pull under faults (real CLI, real registry)', { skip 
     // Every chunk after a reset starts where the registry stood: the offsets never go back.
     assert.equal(stepsBack(pushed), 0, 'no chunk sent from an earlier offset than the one before it');
 
-    const rules: FaultRule[] = [{ kind: 'reset-mid-body', afterBytes: 5 * MiB, match: BLOBS, times: 3 }];
+    const rules: FaultRule[] = [{ kind: 'reset-mid-body', afterBytes: 2 * MiB, match: BLOBS, times: 3 }];
     const down = await faultProxy(rules);
     const pulled = await pull('reset', down.host, 'faults/reset', down.log, () => firedPerKind(rules, down.fired));
     assert.equal(down.fired(0), 3);
@@ -139,8 +139,8 @@ describe('256 MiB push and pull under faults (real CLI, real registry)', { skip 
     assert.equal(up.fired(1), 1);
 
     const rules: FaultRule[] = [
-      // The body stops after 6 MiB: the idle timer, not a total deadline, ends the wait.
-      { kind: 'stall', ms: 600_000, afterBytes: 6 * MiB, match: BLOBS, times: 1 },
+      // The body stops after 3 MiB: the idle timer, not a total deadline, ends the wait.
+      { kind: 'stall', ms: 600_000, afterBytes: 3 * MiB, match: BLOBS, times: 1 },
       { kind: 'stall', ms: 600_000, method: 'HEAD', match: /\/manifests\//, times: 1 },
     ];
     const down = await faultProxy(rules);
@@ -157,8 +157,8 @@ describe('256 MiB push and pull under faults (real CLI, real registry)', { skip 
     assert.equal(up.fired(0), 2);
 
     const rules: FaultRule[] = [
-      { kind: 'truncate-body', afterBytes: 5 * MiB, match: BLOBS, times: 1 },
-      { kind: 'truncate-body', afterBytes: 3 * MiB, keepLength: false, match: BLOBS, times: 1 },
+      { kind: 'truncate-body', afterBytes: 3 * MiB, match: BLOBS, times: 1 },
+      { kind: 'truncate-body', afterBytes: 1 * MiB, keepLength: false, match: BLOBS, times: 1 },
     ];
     const down = await faultProxy(rules);
     const pulled = await pull('truncate', down.host, 'faults/truncate', down.log, () => firedPerKind(rules, down.fired));
@@ -222,7 +222,7 @@ describe('256 MiB push and pull under faults (real CLI, real registry)', { skip 
   });
 
   it('random faults with a fixed seed', async () => {
-    // Every random rule targets the weight blob only. Its pull requests (8 MiB ranges over four
+    // Every random rule targets the weight blob only. Its pull requests (4 MiB ranges over four
     // connections) interleave, so the dice may fall in another order from run to run; what is
     // asserted is that faults fired and the transfers completed whole.
     const weight = new RegExp(`/blobs/${big.weightDigest}`);
@@ -235,8 +235,8 @@ describe('256 MiB push and pull under faults (real CLI, real registry)', { skip 
     await push('random', up.host, 'faults/random', up.log, () => firedPerKind(upRules, up.fired));
 
     const rules: FaultRule[] = [
-      { kind: 'reset-mid-body', afterBytes: 3 * MiB, probability: 0.75, times: 2, match: weight },
-      { kind: 'truncate-body', afterBytes: 5 * MiB, probability: 0.75, times: 1, match: weight },
+      { kind: 'reset-mid-body', afterBytes: 2 * MiB, probability: 0.75, times: 2, match: weight },
+      { kind: 'truncate-body', afterBytes: 3 * MiB, probability: 0.75, times: 1, match: weight },
       { kind: 'status-burst', status: 503, count: 2, probability: 0.3, method: 'GET', match: weight },
     ];
     const down = await faultProxy(rules, 7);
