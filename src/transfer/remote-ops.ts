@@ -25,6 +25,8 @@ export interface TransferOptions {
    * before anything is written; throwing refuses the artifact. The copy then goes by digest.
    */
   verify?: (source: Target, subject: Descriptor) => Promise<void>;
+  /** Pull: large blobs in ranges over several connections (`kit pull --parallel-ranges`; see copy.ts). */
+  parallelRanges?: boolean;
 }
 
 export interface TransferSummary {
@@ -102,6 +104,7 @@ export async function pullArtifact(store: LocalStore, source: string, opts: Tran
   try {
     const r = await copy(repo, store, from, localRef, {
       ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+      ...(opts.parallelRanges ? { parallelRanges: true } : {}),
       onEvent: (e) => {
         if (e.type === 'blob-done' && e.how === 'copied') added.push(e.digest as Digest);
         opts.onEvent?.(e);

@@ -1,5 +1,5 @@
 /**
- * Issue 4: a large blob is pulled over several connections with Range requests, hashed in
+ * Issue 4 (`kit pull --parallel-ranges`): a large blob is pulled over several connections with Range requests, hashed in
  * order as it arrives, and the download falls back to one stream when the registry ignores
  * Range or answers with another range. Real CLI, real registry (distribution on 127.0.0.1),
  * the fault proxy in front of it to count requests and bytes and to make a registry that
@@ -48,7 +48,7 @@ describe('pulling a large blob in ranges (real CLI, real registry)', { skip }, (
   async function pullVia(p: FaultProxy, home?: string): Promise<{ home: string; gets: LogEntryLike[]; moved: number }> {
     const from = p.log.length;
     const h = home ?? (await tempDir('kit-ranged-'));
-    const out = JSON.parse(await kitOk(['pull', `${p.host}/ranged/model:1`, '--json'], h)) as { digest: string };
+    const out = JSON.parse(await kitOk(['pull', `${p.host}/ranged/model:1`, '--json', '--parallel-ranges'], h)) as { digest: string };
     assert.equal(out.digest, big.digest);
     assert.equal(await pulledWeightDigest(h, big), big.weightDigest, 'the pulled weights hash to their digest');
     const verify = await kit(['store', 'verify'], h);
@@ -105,7 +105,7 @@ describe('pulling a large blob in ranges (real CLI, real registry)', { skip }, (
     const p = await proxy([{ kind: 'stall', match: new RegExp(big.weightDigest.slice('sha256:'.length)), ms: 60_000, afterBytes: 2 * MiB, times: 1000 }]);
     const home = await tempDir('kit-ranged-kill-');
     const ingest = join(home, 'store', 'ingest');
-    const child = spawn(process.execPath, [KIT_BIN, 'pull', `${p.host}/ranged/model:1`], { env: { ...process.env, KIT_HOME: home, ...kitEnv(home) }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [KIT_BIN, 'pull', `${p.host}/ranged/model:1`, '--parallel-ranges'], { env: { ...process.env, KIT_HOME: home, ...kitEnv(home) }, stdio: 'ignore' });
     // Wait until the journal records a prefix (one stalled range holds the rest back), then kill.
     const deadline = Date.now() + 60_000;
     let prefix = 0;
