@@ -34,6 +34,13 @@ export function isKitError(err: unknown): err is KitError {
 }
 
 /** Node's errno-style error, narrowed. */
+const FINAL_ERRNO = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE']);
+
+/** Local conditions no retry changes (a full disk, a read-only store, no permission, no file descriptors left). */
+export function isFinalLocalError(err: unknown): boolean {
+  return FINAL_ERRNO.has(errnoCode(err) ?? '');
+}
+
 export function errnoCode(err: unknown): string | undefined {
   if (err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
     return (err as { code: string }).code;

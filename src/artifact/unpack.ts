@@ -1,9 +1,9 @@
-import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KitError, ExitCode } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { hasherDigest, newHasher } from '../oci/digest.js';
+import { hashFileInto } from '../io/read-ahead.js';
 import type { Target } from '../oci/target.js';
 import { VerifyingStream } from '../oci/verify.js';
 import { copyRawFile, extractTarLayer, safeJoin, writeRawFile, type ExistingPolicy } from '../layers/extract.js';
@@ -148,8 +148,8 @@ async function holdsRawLayer(dest: string, layer: ArtifactLayer): Promise<boolea
   const st = await lstat(path).catch(() => undefined);
   if (!st?.isFile() || st.size !== layer.descriptor.size) return false;
   const hasher = newHasher();
-  // Large blocks: this may be tens of gigabytes of weights.
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hasher.update(chunk as Buffer);
+  // Large blocks, several in flight: this may be tens of gigabytes of weights.
+  await hashFileInto(hasher, path);
   return hasherDigest(hasher) === layer.descriptor.digest;
 }
 

@@ -291,7 +291,7 @@ export class LocalStore implements Target {
   async pushRanged(
     desc: Descriptor,
     fetchRange: (start: number, end: number) => Promise<Readable | undefined>,
-    opts: { onProgress?: (bytesOnDisk: number) => void; connections?: number } = {},
+    opts: { onProgress?: (bytesOnDisk: number) => void } = {},
   ): Promise<{ resumedFrom: number } | 'unsupported' | undefined> {
     const digest = parseDigest(desc.digest, 'blob digest');
     checkSize(desc.size);

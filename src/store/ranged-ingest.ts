@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KitError, errnoCode, isKitError } from '../errors.js';
+import { KitError, isFinalLocalError, isKitError } from '../errors.js';
 import { hasherDigest, newHasher, type Digest } from '../oci/digest.js';
 import { hashFileInto } from '../io/read-ahead.js';
 
@@ -67,13 +67,12 @@ export interface RangedIngestOptions {
   /** Bytes of the blob on disk so far (absolute: starts with what an earlier attempt left). */
   onProgress?: (bytesOnDisk: number) => void;
   what: string;
-  connections?: number;
 }
 
 /** 'unsupported': the server ignores Range; nothing was written and the caller streams the blob. */
 export type RangedOutcome = { resumedFrom: number } | 'unsupported';
 
-export const journalPath = (partial: string): string => `${partial}.ranges`;
+const journalPath = (partial: string): string => `${partial}.ranges`;
 
 /**
  * Downloads what the partial file lacks and verifies the whole. On success the file holds the
@@ -190,7 +189,7 @@ class RangedRun {
   /** `firstBody` and `firstSlot`: the response to the first piece, and the slot it holds. */
   async download(firstBody: Readable | undefined, firstSlot: (() => void) | undefined): Promise<void> {
     this.o.onProgress?.(this.onDisk);
-    const connections = Math.min(this.o.connections ?? CONNECTIONS, this.pieces.length);
+    const connections = Math.min(CONNECTIONS, this.pieces.length);
     let first = firstBody;
     let heldSlot = firstSlot;
     await Promise.all(
@@ -277,6 +276,8 @@ class RangedRun {
         piece.written += n;
         this.wrote(n);
       });
+      // A failed write (a full disk) ends the response too: paused, it would never end by itself.
+      writing.catch((err: unknown) => body.destroy(err as Error));
       // One write in flight and one batch gathering: past that the socket waits for the disk.
       if (inFlight) {
         body.pause();
@@ -396,10 +397,8 @@ async function writevAll(fh: FileHandle, buffers: Buffer[], position: number): P
   }
 }
 
-const FINAL_ERRNO = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE']);
-
 /** A broken connection or a body cut short is tried again; a refusal, a lie or a local failure is not. */
 function retryable(err: unknown): boolean {
   if (isKitError(err)) return err.code === 'DOWNLOAD_INTERRUPTED';
-  return !FINAL_ERRNO.has(errnoCode(err) ?? '');
+  return !isFinalLocalError(err);
 }

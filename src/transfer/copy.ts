@@ -1,6 +1,6 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KitError, errnoCode } from '../errors.js';
+import { KitError, isFinalLocalError } from '../errors.js';
 import { sha256 } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/descriptor.js';
 import type { Target } from '../oci/target.js';
@@ -363,8 +363,6 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
   opts.onEvent?.({ type: 'blob-done', digest: desc.digest, size: desc.size, how: 'copied', ...(resumedFrom ? { resumedFrom } : {}) });
 }
 
-const FINAL_ERRNO = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE']);
-const isFinalLocalError = (err: unknown): boolean => FINAL_ERRNO.has(errnoCode(err) ?? '');
 
 /** pipe() does not forward errors; without this a broken source would hang the destination. */
 function forwardErrors(source: Readable, piped: Readable): Readable {
