@@ -19,6 +19,7 @@ import {
 import type { Target } from '../oci/target.js';
 import { VerifyingStream, keepWhatArrives } from '../oci/verify.js';
 import { WRITE_BUFFER, fileReadable, hashFileInto, readAhead } from '../io/read-ahead.js';
+import { writeBlobFile } from '../io/blob-writer.js';
 import { withFileLock, type HeldLock } from './file-lock.js';
 import { tryPidLock } from './pid-lock.js';
 import { ingestRanged, settleRangedPartial } from './ranged-ingest.js';
@@ -99,6 +100,12 @@ const HEX_NAME = /^[a-f0-9]{64}$/;
  * two writers of one blob write the same bytes. index.json is the only shared mutable file;
  * every change to it goes through `updateIndex`, under a cross-process lock.
  */
+/**
+ * Blobs from this size on are written by writeBlobFile (O_DIRECT from aligned blocks, see
+ * io/blob-writer.ts); smaller ones, where the page cache costs little, by a write stream.
+ */
+const BLOB_WRITER_FROM = 32 * 1024 * 1024;
+
 export class LocalStore implements Target {
   readonly root: string;
 
@@ -219,14 +226,17 @@ export class LocalStore implements Target {
       return;
     }
     const temp = this.ingestPath();
-    const out = createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER });
+    const what = `blob ${digest}`;
+    const large = desc.size >= BLOB_WRITER_FROM;
+    const out = large ? undefined : createWriteStream(temp, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER });
     try {
-      await pipeline(content, new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`), out);
+      if (out) await pipeline(content, new VerifyingStream({ digest, size: desc.size }, what), out);
+      else await writeBlobFile(content, { path: temp, flags: 'wx', expected: { digest, size: desc.size }, what });
       await this.commitIngested(temp, digest, desc.size);
     } catch (err) {
       // A stream failing at once may beat the file's open: wait for it, or the temp file would
       // appear after it was removed.
-      if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
+      if (out && !out.closed) await new Promise<void>((r) => out.once('close', () => r()));
       await rm(temp, { force: true });
       throw writeError(err, temp, this.root);
     }
@@ -259,16 +269,21 @@ export class LocalStore implements Target {
       // A process killed while committing may have made it read-only (commitIngested) before
       // the rename: writable again, or the append below fails for any user but root.
       if (offset > 0) await chmod(partial, 0o644).catch(() => undefined);
-      const hash = newHasher();
-      if (offset > 0) {
-        await hashFileInto(hash, partial, offset);
-      }
-      const { stream: content, failure } = keepWhatArrives(await open(offset));
-      const verifier = new VerifyingStream({ digest, size: desc.size }, `blob ${digest}`, { hash, bytes: offset }, () => failure() !== undefined);
+      const expected = { digest, size: desc.size };
+      const what = `blob ${digest}`;
       try {
-        await pipeline(content, verifier, createWriteStream(partial, { flags: offset > 0 ? 'a' : 'w', mode: 0o644, highWaterMark: WRITE_BUFFER }));
-        const failed = failure();
-        if (failed) throw failed;
+        if (desc.size >= BLOB_WRITER_FROM) {
+          // Writes what arrives before a dropped connection itself.
+          await writeBlobFile(await open(offset), { path: partial, flags: offset > 0 ? 'r+' : 'w', start: offset, expected, what });
+        } else {
+          const hash = newHasher();
+          if (offset > 0) await hashFileInto(hash, partial, offset);
+          const { stream: content, failure } = keepWhatArrives(await open(offset));
+          const verifier = new VerifyingStream(expected, what, { hash, bytes: offset }, () => failure() !== undefined);
+          await pipeline(content, verifier, createWriteStream(partial, { flags: offset > 0 ? 'a' : 'w', mode: 0o644, highWaterMark: WRITE_BUFFER }));
+          const failed = failure();
+          if (failed) throw failed;
+        }
       } catch (err) {
         // A wrong digest or size means the partial bytes are no good; a broken connection
         // leaves them for the next attempt.

@@ -1,0 +1,273 @@
+/**
+ * Writes a large blob arriving as a stream (a download) to a file and verifies it, doing as
+ * little per chunk as possible: each chunk is hashed and copied into a page-aligned block
+ * (aligned-blocks.ts); each full block is written with O_DIRECT, bypassing the page cache,
+ * and goes back to the pool once written. Where O_DIRECT is refused (some file systems), the
+ * same blocks go through the page cache. The source is read with 'data' events and paused
+ * while writes are behind: no stream machinery per chunk.
+ *
+ * Measured on this project's 2-core VM, a 2 GiB pull from a cold page cache: 9.3-11.2 s with
+ * a VerifyingStream into a file write stream (4.2-4.7 s of it kernel time, mostly the first
+ * touch of fresh page-cache pages), 7.2-8.3 s this way (1.8-2.3 s kernel time).
+ *
+ * Writes are strictly sequential, one at a time, so that a killed process leaves a file
+ * that holds the blob's first bytes with no hole: a resumed download trusts its length.
+ * When the source fails (a dropped connection), everything received is still written before
+ * its error is thrown, so that a resume asks for less.
+ */
+import type { Hash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { KitError, errnoCode } from '../errors.js';
+import { hasherDigest, newHasher, type Digest } from '../oci/digest.js';
+import { BLOCK_SIZE, alignDown, alignUp, giveBlock, takeBlock, tryTakeBlock } from './aligned-blocks.js';
+import { hashFileInto } from './read-ahead.js';
+
+export interface BlobWriterOptions {
+  path: string;
+  /** 'wx': a new file (fails when it exists); 'w': created or emptied; 'r+': an existing file, kept. */
+  flags: 'wx' | 'w' | 'r+';
+  /** Bytes of the blob already in the file (a resumed download): they are hashed, writing starts after them. */
+  start?: number;
+  expected: { digest: Digest; size: number };
+  /** Names the content in errors ("blob sha256:..."). */
+  what: string;
+  /** false: through the page cache only (default: O_DIRECT where the file system takes it). */
+  direct?: boolean;
+}
+
+/** Full blocks of one blob waiting for the disk: past that, the source is paused. */
+const QUEUED = 2;
+
+/**
+ * Consumes `source` into `opts.path` and verifies size and digest. Throws the source's error
+ * (after writing what arrived), a write error, or SIZE_MISMATCH / DIGEST_MISMATCH (the file
+ * then holds bytes that are no good).
+ */
+export async function writeBlobFile(source: Readable, opts: BlobWriterOptions): Promise<void> {
+  const file = new BlobFile(opts);
+  try {
+    await file.open();
+    const sourceError = await file.consume(source);
+    await file.flush();
+    if (sourceError) throw sourceError;
+    file.verify();
+  } finally {
+    source.destroy();
+    await file.close();
+  }
+}
+
+class BlobFile {
+  private plain: FileHandle | undefined;
+  private direct: FileHandle | undefined;
+  private readonly hash: Hash = newHasher();
+  /** Bytes of the blob received (in the file or in a block): the file offset of the next byte. */
+  private received: number;
+  private block: Buffer | undefined;
+  /** File offsets of the block's first byte of memory (aligned) and of its first byte of content. */
+  private blockBase = 0;
+  private blockFrom = 0;
+  /** The last write issued: each write waits for the one before it. */
+  private lastWrite: Promise<void> = Promise.resolve();
+  private readonly queued: Array<Promise<void>> = [];
+  private failed: Error | undefined;
+
+  constructor(private readonly opts: BlobWriterOptions) {
+    this.received = opts.start ?? 0;
+  }
+
+  async open(): Promise<void> {
+    const { path, flags } = this.opts;
+    this.plain = await open(path, flags, 0o644);
+    const start = this.opts.start ?? 0;
+    if (start > 0) {
+      const read = await hashFileInto(this.hash, path, start);
+      if (read !== start) throw new Error(`${path} holds ${read} bytes, ${start} expected`);
+    }
+    if (this.opts.direct !== false) this.direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
+  }
+
+  /** Reads the source to its end; resolves to its error if it failed, rejects with what failed here. */
+  consume(source: Readable): Promise<Error | undefined> {
+    return new Promise((resolve, reject) => {
+      let over = false;
+      /** A chunk waits for a free block or for the disk; the source may end meanwhile. */
+      let busy = false;
+      let ended: { err?: Error } | undefined;
+      const finish = (): void => {
+        if (over) return;
+        over = true;
+        source.off('data', onData);
+        if (this.failed) reject(this.failed);
+        else resolve(ended?.err);
+      };
+      const sourceDone = (err?: Error): void => {
+        ended ??= err ? { err } : {};
+        if (!busy) finish();
+      };
+      const fail = (err: unknown): void => {
+        this.failed ??= asError(err);
+        finish();
+      };
+      const wait = (p: Promise<void>, then: () => void): void => {
+        busy = true;
+        source.pause();
+        p.then(() => {
+          busy = false;
+          if (!over) then();
+        }, fail);
+      };
+      const feed = (chunk: Buffer, off: number): void => {
+        if (over) return;
+        if (this.failed) return fail(this.failed);
+        try {
+          off = this.take(chunk, off);
+        } catch (err) {
+          return fail(err);
+        }
+        // No free block: wait for one, then go on with the rest of this chunk.
+        if (off < chunk.length) {
+          let got: Buffer | undefined;
+          return wait(
+            takeBlock().then((b) => {
+              if (over) giveBlock(b);
+              else got = b;
+            }),
+            () => {
+              this.useBlock(got!);
+              feed(chunk, off);
+            },
+          );
+        }
+        if (this.queued.length > QUEUED) return wait(this.queued.shift()!, next);
+        next();
+      };
+      const next = (): void => {
+        if (ended) finish();
+        else if (source.isPaused()) source.resume();
+      };
+      const onData = (chunk: Buffer): void => feed(chunk, 0);
+      source.on('data', onData);
+      source.once('end', () => sourceDone());
+      source.once('error', (err) => sourceDone(err));
+      // Destroyed without an error: it did not deliver everything either.
+      source.once('close', () => sourceDone(source.readableEnded ? undefined : new KitError('DOWNLOAD_INTERRUPTED', `${this.opts.what}: the download stopped early`)));
+    });
+  }
+
+  private useBlock(b: Buffer): void {
+    this.block = b;
+    this.blockFrom = this.received;
+    this.blockBase = alignDown(this.received);
+  }
+
+  /** Hashes and copies what fits of `chunk` from `off`; returns where it stopped (short of the end: no free block). */
+  private take(chunk: Buffer, off: number): number {
+    const { size } = this.opts.expected;
+    if (this.received + chunk.length - off > size) throw sizeMismatch(this.opts.what, size, `more than ${size}`);
+    while (off < chunk.length) {
+      if (!this.block) {
+        const b = tryTakeBlock();
+        if (!b) return off;
+        this.useBlock(b);
+      }
+      const at = this.received - this.blockBase;
+      const n = Math.min(BLOCK_SIZE - at, chunk.length - off);
+      this.hash.update(off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n));
+      chunk.copy(this.block!, at, off, off + n);
+      this.received += n;
+      off += n;
+      if (this.received - this.blockBase === BLOCK_SIZE) this.dispatch();
+    }
+    return off;
+  }
+
+  /** Queues the current block's content for the disk; the block is free again once written. */
+  private dispatch(): void {
+    const block = this.block!;
+    const base = this.blockBase;
+    const from = this.blockFrom;
+    const to = this.received;
+    this.block = undefined;
+    const written = this.lastWrite.then(() => this.writeSpan(block, base, from, to));
+    this.lastWrite = written;
+    const done = written.finally(() => giveBlock(block));
+    done.catch((err: unknown) => {
+      // Stops the download at its next chunk; flush throws it too.
+      this.failed ??= asError(err);
+    });
+    this.queued.push(done);
+  }
+
+  /** Writes file bytes [from, to) held in `block`, whose memory starts at file offset `base`. */
+  private async writeSpan(block: Buffer, base: number, from: number, to: number): Promise<void> {
+    const put = (fh: FileHandle, a: number, b: number): Promise<void> => writeAll(fh, block, a - base, b - a, a);
+    if (!this.direct) return put(this.plain!, from, to);
+    // O_DIRECT takes aligned offsets and lengths: an unaligned head (a resumed download) and the
+    // blob's last partial page go through the page cache.
+    const midFrom = Math.min(alignUp(from), to);
+    const midTo = Math.max(alignDown(to), midFrom);
+    if (midFrom > from) await put(this.plain!, from, midFrom);
+    if (midTo > midFrom) {
+      try {
+        await put(this.direct, midFrom, midTo);
+      } catch (err) {
+        if (errnoCode(err) !== 'EINVAL') throw err;
+        // Accepted at open, refused at write (some file systems; or a short write left an
+        // unaligned rest): the page cache it is, from here on.
+        await this.direct.close().catch(() => undefined);
+        this.direct = undefined;
+        await put(this.plain!, midFrom, midTo);
+      }
+    }
+    if (to > midTo) await put(this.plain!, midTo, to);
+  }
+
+  /** Queues the partly filled block and waits for every write. */
+  async flush(): Promise<void> {
+    if (this.block && this.received > this.blockFrom) this.dispatch();
+    await Promise.all(this.queued.splice(0));
+  }
+
+  verify(): void {
+    const { size, digest } = this.opts.expected;
+    if (this.received !== size) throw sizeMismatch(this.opts.what, size, String(this.received));
+    const got = hasherDigest(this.hash);
+    if (got !== digest) {
+      throw new KitError('DIGEST_MISMATCH', `${this.opts.what}: digest mismatch: expected ${digest}, got ${got}`, {
+        hint: 'the content is corrupt or was altered; nothing was kept',
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    // Writes in flight finish before the files under them close.
+    await Promise.allSettled([this.lastWrite, ...this.queued]);
+    if (this.block) giveBlock(this.block);
+    this.block = undefined;
+    await this.direct?.close().catch(() => undefined);
+    await this.plain?.close().catch(() => undefined);
+  }
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
+  while (length > 0) {
+    const { bytesWritten } = await fh.write(buf, offset, length, position);
+    if (bytesWritten <= 0) throw Object.assign(new Error(`write returned ${bytesWritten}`), { code: 'EIO' });
+    offset += bytesWritten;
+    position += bytesWritten;
+    length -= bytesWritten;
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function sizeMismatch(what: string, expected: number, got: string): KitError {
+  return new KitError('SIZE_MISMATCH', `${what}: size mismatch: expected ${expected} bytes, got ${got}`, {
+    hint: 'the content is corrupt or was altered; nothing was kept',
+  });
+}
