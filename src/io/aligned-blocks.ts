@@ -52,5 +52,10 @@ export function giveBlock(b: Buffer): void {
   else pool().push(b);
 }
 
+/** KIT_DIRECT_IO=0 sends large blob reads and writes through the page cache (a file system that takes O_DIRECT but does it badly). */
+export function directIoWanted(): boolean {
+  return process.env.KIT_DIRECT_IO !== '0';
+}
+
 export const alignDown = (n: number): number => n - (n % ALIGN);
 export const alignUp = (n: number): number => alignDown(n + ALIGN - 1);

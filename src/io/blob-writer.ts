@@ -21,7 +21,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { KitError, errnoCode } from '../errors.js';
 import { hasherDigest, newHasher, type Digest } from '../oci/digest.js';
-import { BLOCK_SIZE, alignDown, alignUp, giveBlock, takeBlock, tryTakeBlock } from './aligned-blocks.js';
+import { BLOCK_SIZE, alignDown, alignUp, directIoWanted, giveBlock, takeBlock, tryTakeBlock } from './aligned-blocks.js';
 import { hashFileInto } from './read-ahead.js';
 
 export interface BlobWriterOptions {
@@ -33,7 +33,7 @@ export interface BlobWriterOptions {
   expected: { digest: Digest; size: number };
   /** Names the content in errors ("blob sha256:..."). */
   what: string;
-  /** false: through the page cache only (default: O_DIRECT where the file system takes it). */
+  /** false: through the page cache only (default: O_DIRECT where the file system takes it, unless KIT_DIRECT_IO=0). */
   direct?: boolean;
 }
 
@@ -86,7 +86,7 @@ class BlobFile {
       const read = await hashFileInto(this.hash, path, start);
       if (read !== start) throw new Error(`${path} holds ${read} bytes, ${start} expected`);
     }
-    if (this.opts.direct !== false) this.direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
+    if (this.opts.direct ?? directIoWanted()) this.direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
   }
 
   /** Reads the source to its end; resolves to its error if it failed, rejects with what failed here. */

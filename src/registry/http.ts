@@ -201,9 +201,10 @@ function toResponse(status: number, rawHeaders: Record<string, string | string[]
   };
 }
 
-type BodySource = () => Buffer | string | Readable;
+/** An async iterable (not a stream) is handed to undici as it is: see ContentReader on transient buffers. */
+type BodySource = () => Buffer | string | Readable | AsyncIterable<Buffer>;
 
-function bodySource(req: { body?: Buffer | string; stream?: () => Readable }): BodySource | undefined {
+function bodySource(req: { body?: Buffer | string; stream?: () => Readable | AsyncIterable<Buffer> }): BodySource | undefined {
   if (req.stream) return req.stream;
   if (req.body !== undefined) {
     const b = req.body;
@@ -401,14 +402,15 @@ export class HttpRegistryClient implements RegistryClient {
     const watched = raw !== undefined && typeof raw !== 'string' && (!Buffer.isBuffer(raw) || raw.length > WATCHED_BODY_BYTES);
     const watch = watched ? new StallWatchdog(this.#timeoutMs, x.signal) : undefined;
     const headers = watch && Buffer.isBuffer(raw) && headerOf(x.headers, 'content-length') === undefined ? { ...x.headers, 'content-length': String(raw.length) } : x.headers;
-    const body = watch ? watch.track(Buffer.isBuffer(raw) ? bufferStream(raw) : (raw as Readable)) : raw;
+    const body = !watch ? raw : Buffer.isBuffer(raw) ? watch.track(bufferStream(raw)) : raw instanceof Readable ? watch.track(raw) : watch.trackIterable(raw as AsyncIterable<Buffer>);
     try {
       const r = await this.#dispatcher.request({
         origin: x.url.origin,
         path: x.url.pathname + x.url.search,
         method: x.method as Dispatcher.HttpMethod,
         headers,
-        body: body ?? null,
+        // undici sends an async iterable too (writeIterable), which its types do not list.
+        body: (body ?? null) as Dispatcher.RequestOptions['body'],
         signal: watch?.signal ?? x.signal ?? null,
         // A stalled exchange fails with UND_ERR_HEADERS_TIMEOUT / UND_ERR_BODY_TIMEOUT (transient):
         // the body timeout is an idle timer, so a slow but moving download is never cut.
@@ -419,7 +421,8 @@ export class HttpRegistryClient implements RegistryClient {
       return toResponse(r.statusCode, r.headers, r.body, x.url);
     } catch (err) {
       watch?.done();
-      if (body && typeof body === 'object' && 'destroy' in body && typeof body.destroy === 'function') body.destroy();
+      if (body instanceof Readable) body.destroy();
+      else if (body && typeof body === 'object' && Symbol.asyncIterator in body) void (body as AsyncGenerator<Buffer>).return?.(undefined).catch(() => undefined);
       // The watchdog's own abort: a stall, as undici would have reported it.
       if (watch?.fired) throw watch.fired;
       throw err;
@@ -520,6 +523,18 @@ class StallWatchdog {
     });
     body.once('error', (e) => watched.destroy(e));
     return body.pipe(watched);
+  }
+
+  /** The same for an async-iterable body, kept one: each piece is taken only when the transport asks. */
+  trackIterable(body: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+    const arm = (): void => this.#arm();
+    return (async function* watched() {
+      for await (const chunk of body) {
+        arm();
+        yield chunk;
+      }
+      arm(); // the body is out: the answer has timeoutMs to begin
+    })();
   }
 
   done(): void {

@@ -16,7 +16,7 @@ import {
 import { listReferrers, pushReferrer } from './referrers.js';
 import { listTags, tagManifest, type ListOptions } from './tags.js';
 import type { RegistryClient } from './types.js';
-import { mountBlob, pushBlob } from './upload.js';
+import { mountBlob, pushBlob, type UploadContent } from './upload.js';
 import { MemoryUploadSessions, pushBlobResumable, type ResumableUploadOptions } from './upload-session.js';
 
 /**
@@ -108,14 +108,19 @@ export class RemoteRepository implements Target {
     await putManifest(this.ctx, desc, bytes);
   }
 
+  /** pushResumable takes transient-buffer iterables (io/direct-read.ts) as well as streams. */
+  readonly takesIterables = true;
+
   /**
    * A blob from a source that can be read again from any offset (`open(offset)`): big blobs go
    * in chunks through an upload session that survives failures and, with a session store, runs
    * (upload-session.ts). The graph copy uses this whenever the destination is a registry.
    */
-  pushResumable(desc: Descriptor, open: (offset: number) => Promise<Readable>): Promise<{ resumedFrom: number }> {
+  pushResumable(desc: Descriptor, open: (offset: number) => Promise<UploadContent>): Promise<{ resumedFrom: number }> {
     if (isManifestKind(desc.mediaType)) {
-      return open(0).then((s) => this.push(desc, s)).then(() => ({ resumedFrom: 0 }));
+      // A manifest is read whole: transient buffers are copied as they come.
+      const stream = (s: UploadContent): Readable => (s instanceof Readable ? s : Readable.from((async function* () { for await (const b of s) yield Buffer.from(b); })()));
+      return open(0).then((s) => this.push(desc, stream(s))).then(() => ({ resumedFrom: 0 }));
     }
     return pushBlobResumable(this.ctx, desc, open, this.uploadOptions);
   }

@@ -13,7 +13,7 @@ export interface RegistryRequest {
   /** A body that can be sent again on a retry. */
   body?: Buffer | string;
   /** A streaming body; called once per attempt. A stream that cannot be recreated: set retry false. */
-  stream?: () => Readable;
+  stream?: () => Readable | AsyncIterable<Buffer>;
   /** Auth scopes the request needs, e.g. ['repository:team/model:pull,push']. */
   scopes: string[];
   /** Follow redirects (blob GETs go to object storage). Authorization never crosses origins. */

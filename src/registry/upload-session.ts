@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { KitError } from '../errors.js';
 import { parseDigest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -22,6 +21,7 @@ import {
   uploadLocation,
   type Blob,
   type UploadHints,
+  type UploadContent,
   type UploadOptions,
 } from './upload.js';
 
@@ -104,7 +104,7 @@ export class MemoryUploadSessions implements UploadSessionStore {
 export async function pushBlobResumable(
   ctx: RepoContext,
   desc: Descriptor,
-  open: (offset: number) => Promise<Readable>,
+  open: (offset: number) => Promise<UploadContent>,
   opts: ResumableUploadOptions = {},
 ): Promise<{ resumedFrom: number }> {
   const blob: Blob = { digest: parseDigest(desc.digest, 'blob digest'), size: desc.size };
@@ -176,7 +176,7 @@ class ResumableChunkedUpload {
   constructor(
     private readonly ctx: RepoContext,
     private readonly blob: Blob,
-    private readonly open: (offset: number) => Promise<Readable>,
+    private readonly open: (offset: number) => Promise<UploadContent>,
     private readonly hints: UploadHints,
     private readonly opts: ResumableUploadOptions,
   ) {
@@ -409,7 +409,7 @@ class ResumableChunkedUpload {
     throw err;
   }
 
-  private patch(piece: Readable, length: number): Promise<RegistryResponse> {
+  private patch(piece: AsyncIterable<Buffer>, length: number): Promise<RegistryResponse> {
     let handedOut = false;
     return this.ctx.client.request({
       method: 'PATCH',

@@ -73,10 +73,13 @@ export interface Blob {
   size: number;
 }
 
-export async function pushBlob(ctx: RepoContext, desc: Descriptor, content: Readable, opts: UploadOptions = {}): Promise<void> {
+/** Content to upload: a stream, or an async iterable of transient buffers (see ContentReader). */
+export type UploadContent = Readable | AsyncIterable<Buffer>;
+
+export async function pushBlob(ctx: RepoContext, desc: Descriptor, content: UploadContent, opts: UploadOptions = {}): Promise<void> {
   const blob: Blob = { digest: parseDigest(desc.digest, 'blob digest'), size: desc.size };
   if (!Number.isSafeInteger(blob.size) || blob.size < 0) {
-    content.destroy();
+    if (content instanceof Readable) content.destroy();
     throw new KitError('DESCRIPTOR_INVALID', `descriptor size ${String(blob.size)} is not a non-negative integer`);
   }
   const hints = uploadHints(ctx.client);
@@ -482,6 +485,11 @@ export async function mountBlob(ctx: RepoContext, desc: Descriptor, fromReposito
  * Reads the content stream exactly once, in pieces of a requested size, and enforces the
  * declared size: more bytes than declared, or fewer, is a SIZE_MISMATCH. Bytes handed out can
  * be given back (`unread`) when a request was refused before the registry kept them.
+ *
+ * The source may be a stream or an async iterable of TRANSIENT buffers (io/direct-read.ts:
+ * each valid only until the next is asked for). take() and rest() then hand them on
+ * untouched, one at a time, to a consumer that is done with each before asking for the next
+ * (undici sending an iterable body); read() copies what it keeps.
  */
 export class ContentReader {
   /** The first size error, kept so that it can explain a request that failed because of it. */
@@ -492,20 +500,25 @@ export class ContentReader {
   /** Bytes pulled from the source so far. */
   private pulled = 0;
   private ended = false;
+  private readonly transient: boolean;
 
   constructor(
-    private readonly source: Readable,
+    private readonly source: UploadContent,
     private readonly size: number,
     private readonly what: string,
   ) {
-    this.it = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    this.it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    this.transient = !(source instanceof Readable);
   }
 
   /** Exactly `n` bytes (n never goes past the declared size). */
   async read(n: number): Promise<Buffer> {
     while (this.pendingBytes < n) {
+      // Transient buffers are refilled by the next pull: keep copies.
+      if (this.transient) this.pending = this.pending.map((b) => Buffer.from(b));
       if (!(await this.pull())) throw this.fail(`ends after ${this.pulled} bytes`);
     }
+    if (this.transient) this.pending = this.pending.map((b) => Buffer.from(b));
     const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     const out = all.subarray(0, n);
     const rest = all.subarray(n);
@@ -518,7 +531,7 @@ export class ContentReader {
    * The next `n` bytes as a stream, handed on as they arrive: a chunk of a chunked upload is
    * never gathered in memory (four 16 MiB chunks in flight would be most of kit's memory).
    */
-  take(n: number): Readable {
+  take(n: number): AsyncIterable<Buffer> {
     const self = this;
     async function* piece(): AsyncGenerator<Buffer> {
       let left = n;
@@ -536,7 +549,7 @@ export class ContentReader {
         yield b;
       }
     }
-    return Readable.from(piece(), { objectMode: false });
+    return piece();
   }
 
   /** Puts bytes back in front (they were handed out but not kept by the registry). */
@@ -552,7 +565,7 @@ export class ContentReader {
   }
 
   /** Everything not yet handed out, as a stream that errors on a size mismatch. */
-  rest(): Readable {
+  rest(): AsyncIterable<Buffer> {
     const self = this;
     async function* remaining(): AsyncGenerator<Buffer> {
       for (const b of self.pending.splice(0)) yield b;
@@ -563,11 +576,13 @@ export class ContentReader {
         yield b;
       }
     }
-    return Readable.from(remaining(), { objectMode: false });
+    return remaining();
   }
 
   close(): void {
-    if (!this.ended) this.source.destroy();
+    if (this.ended) return;
+    if (this.source instanceof Readable) this.source.destroy();
+    else void this.it.return?.().catch(() => undefined);
   }
 
   /** Pulls one piece from the source into `pending`; false at the end. */

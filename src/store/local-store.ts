@@ -20,6 +20,7 @@ import type { Target } from '../oci/target.js';
 import { VerifyingStream, keepWhatArrives } from '../oci/verify.js';
 import { WRITE_BUFFER, fileReadable, hashFileInto, readAhead } from '../io/read-ahead.js';
 import { writeBlobFile } from '../io/blob-writer.js';
+import { readTransient } from '../io/direct-read.js';
 import { withFileLock, type HeldLock } from './file-lock.js';
 import { tryPidLock } from './pid-lock.js';
 import { ingestRanged, settleRangedPartial } from './ranged-ingest.js';
@@ -216,6 +217,20 @@ export class LocalStore implements Target {
       throw isNotFound(err) ? blobNotFound(desc.digest) : err;
     });
     return fileReadable(fh, offset);
+  }
+
+  /**
+   * The blob from `offset` on in transient buffers read with O_DIRECT (io/direct-read.ts): for
+   * uploads, whose consumer is done with each buffer before it asks for the next.
+   */
+  async fetchTransient(desc: Descriptor, opts: { offset?: number } = {}): Promise<AsyncIterable<Buffer>> {
+    const offset = opts.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
+    const path = this.blobPath(desc.digest);
+    const size = (await stat(path).catch((err: unknown) => {
+      throw isNotFound(err) ? blobNotFound(desc.digest) : err;
+    })).size;
+    return readTransient(path, offset, size);
   }
 
   async push(desc: Descriptor, content: Readable): Promise<void> {

@@ -67,6 +67,13 @@ export interface CopyResult {
 interface ResumableTarget extends Target {
   pushResumable(desc: Descriptor, open: (offset: number) => Promise<Readable>): Promise<{ resumedFrom: number }>;
 }
+interface TransientSource extends Target {
+  fetchTransient(desc: Descriptor, opts: { offset?: number }): Promise<AsyncIterable<Buffer>>;
+}
+interface IterableTarget extends Target {
+  readonly takesIterables: true;
+  pushResumable(desc: Descriptor, open: (offset: number) => Promise<Readable | AsyncIterable<Buffer>>): Promise<{ resumedFrom: number }>;
+}
 /** A source that serves byte ranges of a blob (a registry), and a destination that takes a blob in pieces (the local store). */
 interface RangeSource extends Target {
   fetchRange(desc: Descriptor, start: number, end: number): Promise<Readable | undefined>;
@@ -86,6 +93,11 @@ interface ManifestTarget extends Target {
 }
 
 const canResume = (t: Target): t is ResumableTarget => typeof (t as Partial<ResumableTarget>).pushResumable === 'function';
+/** The local store reads big blobs for uploads with O_DIRECT into reused blocks (io/direct-read.ts); registries send such buffers as they are. */
+const canReadTransient = (t: Target): t is TransientSource => typeof (t as Partial<TransientSource>).fetchTransient === 'function';
+const takesIterables = (t: Target): t is IterableTarget => (t as Partial<IterableTarget>).takesIterables === true;
+/** Blobs from this size on go from the local store to a registry through TransientSource. */
+const TRANSIENT_FROM = 4 * 1024 * 1024;
 const canServeRanges = (t: Target): t is RangeSource => typeof (t as Partial<RangeSource>).fetchRange === 'function';
 const canTakeRanges = (t: Target): t is RangedTarget => typeof (t as Partial<RangedTarget>).pushRanged === 'function';
 /** Destinations that never hold a manifest without its blobs (registries); not the local store, where gc or damage can part them. */
@@ -323,6 +335,16 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
     if (offset !== reported) progress(offset - reported);
     return s.pipe(new ProgressCounter(progress));
   };
+  // Counts without a stream in between: each buffer is taken only when the consumer asks.
+  const countedIterable = (source: AsyncIterable<Buffer>, offset: number): AsyncIterable<Buffer> => {
+    if (offset !== reported) progress(offset - reported);
+    return (async function* () {
+      for await (const chunk of source) {
+        progress(chunk.length);
+        yield chunk;
+      }
+    })();
+  };
   let resumedFrom: number | undefined;
   // Large blobs from a registry into the store, when asked: several ranges at once
   // (store/ranged-ingest.ts), unless the registry ignores Range or another process is
@@ -339,7 +361,10 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
         break;
       }
       ranged = false;
-      if (canResume(dst)) {
+      if (desc.size >= TRANSIENT_FROM && canReadTransient(src) && takesIterables(dst)) {
+        const r = await dst.pushResumable(desc, async (offset) => countedIterable(await src.fetchTransient(desc, { offset }), offset));
+        resumedFrom = r.resumedFrom > 0 ? r.resumedFrom : resumedFrom;
+      } else if (canResume(dst)) {
         const r = await dst.pushResumable(desc, async (offset) => {
           const s = await src.fetch(desc, { offset });
           return forwardErrors(s, counted(s, offset));

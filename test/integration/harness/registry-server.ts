@@ -18,7 +18,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import type { RegistryClient, RegistryRequest, RegistryResponse } from '../../../src/registry/types.js';
 
 export const REGISTRY_BINARY = 'docker-registry';
@@ -343,7 +343,8 @@ export function rawRegistryClient(url: string): RegistryClient {
           dispatcher,
           method: req.method,
           headers: req.headers ?? {},
-          body: req.body ?? req.stream?.() ?? null,
+          // undici sends an async iterable too, which its types do not list.
+          body: (req.body ?? req.stream?.() ?? null) as Dispatcher.RequestOptions['body'],
           ...(req.signal ? { signal: req.signal } : {}),
         });
         const location = res.headers.location;

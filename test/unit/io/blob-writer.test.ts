@@ -8,7 +8,7 @@ import { KitError } from '../../../src/errors.js';
 import { sha256 } from '../../../src/oci/digest.js';
 import { writeBlobFile } from '../../../src/io/blob-writer.js';
 import { BLOCK_SIZE } from '../../../src/io/aligned-blocks.js';
-import { tempDir } from '../../helpers/tmp.js';
+import { openedDirect, takesDirectIo, tempDir } from '../../helpers/tmp.js';
 
 /** `data` in chunks of uneven sizes (as a socket delivers them), failing after `failAfter` bytes when set. */
 function chunked(data: Buffer, opts: { failAfter?: number; chunk?: number } = {}): Readable {
@@ -96,6 +96,33 @@ for (const direct of [true, false]) {
     });
   });
 }
+
+describe('writeBlobFile, how it writes', () => {
+  it('writes with O_DIRECT where the file system takes it, and not when told otherwise', async (t) => {
+    const dir = await tempDir('kit-bw-');
+    if (!(await takesDirectIo(dir))) return t.skip('this file system refuses O_DIRECT');
+    for (const direct of [true, false]) {
+      const data = randomBytes(2 * BLOCK_SIZE);
+      const path = join(dir, `blob-${direct}`);
+      let seen: boolean | undefined;
+      // The source looks at the writer's open files while the writer waits for more.
+      const source = new Readable({
+        read() {
+          if (seen === undefined) {
+            void openedDirect(path).then((d) => {
+              seen = d;
+              this.push(data);
+              this.push(null);
+            });
+          }
+        },
+      });
+      await writeBlobFile(source, { path, flags: 'wx', expected: { digest: sha256(data), size: data.length }, what: 'blob', direct });
+      assert.equal(seen, direct);
+      assert.ok((await readFile(path)).equals(data));
+    }
+  });
+});
 
 describe('writeBlobFile, many at once', () => {
   it('shares the block pool between more blobs than it has blocks, all complete and correct', async () => {
