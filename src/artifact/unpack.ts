@@ -57,6 +57,9 @@ export interface UnpackResult {
   kitfile: boolean;
 }
 
+/** Raw layers restored from the local store at once. */
+const PARALLEL_COPIES = 3;
+
 /** Room for honest compression (text compresses ~10x) but not for a bomb. */
 const INFLATE_RATIO = 100;
 const INFLATE_SLACK = 64 * 1024 * 1024;
@@ -88,12 +91,37 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
 
   await mkdir(opts.dest, { recursive: true });
   const started = Date.now();
+  // Raw layers from this machine's store are kernel copies of distinct files: a few at once
+  // keep the disk busy (measured on 1 GiB in five files, cold: 1.14-1.52 s one at a time,
+  // 0.79-1.16 s all at once). Any other layer waits for them and runs alone, in order.
+  const copies = new Set<Promise<void>>();
+  let failed: { err: unknown } | undefined;
+  const settle = async (): Promise<void> => {
+    await Promise.all(copies);
+    if (failed) throw failed.err;
+  };
   for (const [index, layer] of selected.entries()) {
-    opts.onEvent?.({ type: 'layer-start', index, total: selected.length, path: layer.path, bytes: layer.descriptor.size });
-    if (done.has(layer)) opts.onEvent?.({ type: 'layer-progress', index, bytes: layer.descriptor.size });
-    else await unpackLayer(opts, blobs, layer, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
-    opts.onEvent?.({ type: 'layer-done', index, path: layer.path });
+    const restore = async (): Promise<void> => {
+      opts.onEvent?.({ type: 'layer-start', index, total: selected.length, path: layer.path, bytes: layer.descriptor.size });
+      if (done.has(layer)) opts.onEvent?.({ type: 'layer-progress', index, bytes: layer.descriptor.size });
+      else await unpackLayer(opts, blobs, layer, (bytes) => opts.onEvent?.({ type: 'layer-progress', index, bytes }));
+      opts.onEvent?.({ type: 'layer-done', index, path: layer.path });
+    };
+    if (!(layer.encoding === 'raw' && hasLocalBlobs(blobs))) {
+      await settle();
+      await restore();
+      continue;
+    }
+    const copy: Promise<void> = restore()
+      .catch((err: unknown) => {
+        failed ??= { err };
+      })
+      .finally(() => copies.delete(copy));
+    copies.add(copy);
+    if (copies.size >= PARALLEL_COPIES) await Promise.race(copies);
+    if (failed) break;
   }
+  await settle();
   if (withKitfile && !kitfileDone) await writeKitfile(opts, artifact.kitfileText);
   await removeStaleTemps(opts.dest, selected, started);
   return {

@@ -35,21 +35,35 @@ export async function createProgress(verb: string, verbose: boolean): Promise<Pr
   const { default: ora } = await import('ora');
   const spinner = ora({ stream: process.stderr }).start(`${verb}...`);
   let total = 0;
-  let current = { index: 0, path: '', bytes: 0, done: 0 };
+  // Unpack restores several raw layers at once: the line shows the first one still running.
+  const active = new Map<number, { path: string; bytes: number; done: number }>();
+  let finished = 0;
   let last = 0;
   return {
     onEvent: (e) => {
+      const index = e.index ?? 0;
       if (e.type === 'plan') total = e.layers ?? 0;
       if (e.type === 'layer-start') {
         total = e.total ?? total;
-        current = { index: e.index ?? 0, path: e.path ?? '', bytes: e.bytes ?? 0, done: 0 };
+        active.set(index, { path: e.path ?? '', bytes: e.bytes ?? 0, done: 0 });
       }
-      if (e.type === 'layer-progress') current.done += e.bytes ?? 0;
+      if (e.type === 'layer-progress') {
+        const layer = active.get(index);
+        if (layer) layer.done += e.bytes ?? 0;
+      }
+      if (e.type === 'layer-done') {
+        active.delete(index);
+        finished++;
+      }
       const now = Date.now();
       if (e.type === 'layer-progress' && now - last < 100) return;
       last = now;
+      const first = [...active.entries()].sort((a, b) => a[0] - b[0])[0];
+      if (!first) return;
+      const [at, current] = first;
       const pct = current.bytes > 0 ? ` ${Math.min(100, Math.floor((current.done / current.bytes) * 100))}%` : '';
-      spinner.text = `${verb} [${current.index + 1}/${total}] ${current.path}${pct} of ${formatBytes(current.bytes)}`;
+      const more = active.size > 1 ? ` (+${active.size - 1} more)` : '';
+      spinner.text = `${verb} [${Math.max(at + 1, finished + 1)}/${total}] ${current.path}${pct} of ${formatBytes(current.bytes)}${more}`;
     },
     stop: () => spinner.stop(),
   };

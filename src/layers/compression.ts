@@ -1,7 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { Gunzip, Gzip, constants as zlibConstants } from 'node:zlib';
-import { CompressStream } from 'zstd-napi';
-import zstdBinding from 'zstd-napi/binding.js';
+import { createRequire } from 'node:module';
+import type * as ZstdNapi from 'zstd-napi';
+import type ZstdBinding from 'zstd-napi/binding.js';
 import { KitError, errnoCode } from '../errors.js';
 
 /**
@@ -27,7 +28,7 @@ export function compressor(c: Compression): Transform | null {
     case 'zstd':
       // Single-threaded (nbWorkers 0, the default) so the frame layout does not depend on
       // the machine; no checksum or content size flags (unknown in streaming anyway).
-      return new CompressStream({ compressionLevel: ZSTD_LEVEL });
+      return new (zstd().CompressStream)({ compressionLevel: ZSTD_LEVEL });
   }
 }
 
@@ -153,8 +154,19 @@ function translateZlibError(err: Error): Error {
 // ---------------------------------------------------------------------------------------
 // zstd
 
+/**
+ * zstd-napi is a native addon: loaded the first time a zstd layer is met, not by every command
+ * that imports this module (a cold `kit unpack` of raw layers spent 0.1 s loading it).
+ */
+const load = createRequire(import.meta.url);
+let zstdModule: typeof ZstdNapi | undefined;
+let zstdBindingModule: typeof ZstdBinding | undefined;
+const zstd = (): typeof ZstdNapi => (zstdModule ??= load('zstd-napi') as typeof ZstdNapi);
+const zstdBinding = (): typeof ZstdBinding => (zstdBindingModule ??= load('zstd-napi/binding.js') as typeof ZstdBinding);
+
 /** zstd's recommended output buffer size for streaming decompression (~128 KiB). */
-const ZSTD_OUT_SIZE = zstdBinding.dStreamOutSize();
+let zstdOutSize: number | undefined;
+const ZSTD_OUT_SIZE = (): number => (zstdOutSize ??= zstdBinding().dStreamOutSize());
 
 /**
  * Streaming zstd decompression on zstd-napi's context, written here rather than using its
@@ -164,7 +176,7 @@ const ZSTD_OUT_SIZE = zstdBinding.dStreamOutSize();
  * reader whenever it is full.
  */
 class BoundedZstdDecompress extends Transform {
-  private readonly dctx = new zstdBinding.DCtx();
+  private readonly dctx = new (zstdBinding().DCtx)();
   private produced = 0;
   private inFrame = false;
   private wakeReader: (() => void) | null = null;
@@ -191,7 +203,7 @@ class BoundedZstdDecompress extends Transform {
   private async decode(input: Buffer): Promise<void> {
     let src = input;
     for (;;) {
-      const out = Buffer.allocUnsafe(ZSTD_OUT_SIZE);
+      const out = Buffer.allocUnsafe(ZSTD_OUT_SIZE());
       const [remaining, produced, consumed] = this.step(out, src);
       src = src.subarray(consumed);
       if (produced > 0) {
