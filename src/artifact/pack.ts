@@ -302,9 +302,10 @@ async function buildLayer(
     });
     let result: LayerResult;
     if (compression === 'raw') {
-      // The file as it is: copied by the kernel into the (empty, ours) temp file, hashed on the side.
+      // The file as it is, copied into the (empty, ours) temp file and hashed on the way.
       await fh.close();
-      result = await copyRawLayer(layer.entries[0]!.absPath, tmp, { onProgress });
+      // Into the store: cold storage, written around the page cache (see copyRawLayer).
+      result = await copyRawLayer(layer.entries[0]!.absPath, tmp, { onProgress, direct: true });
     } else {
       out = createWriteStream(tmp, { fd: fh, highWaterMark: WRITE_BUFFER });
       result = await writeTarLayer(layer.entries, { compression, mtime, onProgress }, out);

@@ -16,12 +16,11 @@
  * its error is thrown, so that a resume asks for less.
  */
 import type { Hash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { KitError, errnoCode } from '../errors.js';
+import { KitError } from '../errors.js';
 import { hasherDigest, newHasher, type Digest } from '../oci/digest.js';
-import { BLOCK_SIZE, alignDown, alignUp, directIoWanted, giveBlock, takeBlock, tryTakeBlock } from './aligned-blocks.js';
+import { BLOCK_SIZE, alignDown, directIoWanted, giveBlock, takeBlock, tryTakeBlock } from './aligned-blocks.js';
+import { DirectFile } from './direct-file.js';
 import { hashFileInto } from './read-ahead.js';
 
 export interface BlobWriterOptions {
@@ -60,8 +59,7 @@ export async function writeBlobFile(source: Readable, opts: BlobWriterOptions): 
 }
 
 class BlobFile {
-  private plain: FileHandle | undefined;
-  private direct: FileHandle | undefined;
+  private file: DirectFile | undefined;
   private readonly hash: Hash = newHasher();
   /** Bytes of the blob received (in the file or in a block): the file offset of the next byte. */
   private received: number;
@@ -80,13 +78,12 @@ class BlobFile {
 
   async open(): Promise<void> {
     const { path, flags } = this.opts;
-    this.plain = await open(path, flags, 0o644);
+    this.file = await DirectFile.open(path, flags, this.opts.direct ?? directIoWanted());
     const start = this.opts.start ?? 0;
     if (start > 0) {
       const read = await hashFileInto(this.hash, path, start);
       if (read !== start) throw new Error(`${path} holds ${read} bytes, ${start} expected`);
     }
-    if (this.opts.direct ?? directIoWanted()) this.direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
   }
 
   /** Reads the source to its end; resolves to its error if it failed, rejects with what failed here. */
@@ -201,28 +198,9 @@ class BlobFile {
     this.queued.push(done);
   }
 
-  /** Writes file bytes [from, to) held in `block`, whose memory starts at file offset `base`. */
-  private async writeSpan(block: Buffer, base: number, from: number, to: number): Promise<void> {
-    const put = (fh: FileHandle, a: number, b: number): Promise<void> => writeAll(fh, block, a - base, b - a, a);
-    if (!this.direct) return put(this.plain!, from, to);
-    // O_DIRECT takes aligned offsets and lengths: an unaligned head (a resumed download) and the
-    // blob's last partial page go through the page cache.
-    const midFrom = Math.min(alignUp(from), to);
-    const midTo = Math.max(alignDown(to), midFrom);
-    if (midFrom > from) await put(this.plain!, from, midFrom);
-    if (midTo > midFrom) {
-      try {
-        await put(this.direct, midFrom, midTo);
-      } catch (err) {
-        if (errnoCode(err) !== 'EINVAL') throw err;
-        // Accepted at open, refused at write (some file systems; or a short write left an
-        // unaligned rest): the page cache it is, from here on.
-        await this.direct.close().catch(() => undefined);
-        this.direct = undefined;
-        await put(this.plain!, midFrom, midTo);
-      }
-    }
-    if (to > midTo) await put(this.plain!, midTo, to);
+  /** Writes file bytes [from, to) held in `block`, whose memory starts at file offset `base` (aligned). */
+  private writeSpan(block: Buffer, base: number, from: number, to: number): Promise<void> {
+    return this.file!.write(block.subarray(from - base, to - base), from);
   }
 
   /** Queues the partly filled block and waits for every write. */
@@ -247,18 +225,7 @@ class BlobFile {
     await Promise.allSettled([this.lastWrite, ...this.queued]);
     if (this.block) giveBlock(this.block);
     this.block = undefined;
-    await this.direct?.close().catch(() => undefined);
-    await this.plain?.close().catch(() => undefined);
-  }
-}
-
-async function writeAll(fh: FileHandle, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
-  while (length > 0) {
-    const { bytesWritten } = await fh.write(buf, offset, length, position);
-    if (bytesWritten <= 0) throw Object.assign(new Error(`write returned ${bytesWritten}`), { code: 'EIO' });
-    offset += bytesWritten;
-    position += bytesWritten;
-    length -= bytesWritten;
+    await this.file?.close().catch(() => undefined);
   }
 }
 
