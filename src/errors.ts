@@ -27,6 +27,8 @@ export const ExitCode = {
   usage: 2,
   notFound: 3,
   conflict: 4,
+  /** A bug in kit (EX_SOFTWARE). */
+  internal: 70,
 } as const;
 
 export function isKitError(err: unknown): err is KitError {

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { reportError } from './report-error.js';
+import { ExitCode } from '../errors.js';
 import { KIT_VERSION } from '../version.js';
 import { registerInit } from './commands/init.js';
 import { registerPack } from './commands/pack.js';
@@ -52,6 +53,15 @@ export async function main(argv: string[]): Promise<void> {
   }
   const program = buildProgram();
   const verbose = argv.includes('-v') || argv.includes('--verbose');
+  // Node ends a process whose event loop has nothing left to wait for, with exit code 0, even
+  // when a command is still waiting on a promise nothing will settle (a bug): that must never
+  // pass for success (a CI step would go on with half a pull).
+  let finished = false;
+  process.once('beforeExit', () => {
+    if (finished) return;
+    process.stderr.write('kit: internal error: the command stopped before it finished (nothing left to wait for)\nhint: run it again; if it happens again, please report it with the output of -v\n');
+    process.exitCode = ExitCode.internal;
+  });
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -61,5 +71,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     process.exitCode = reportError(err, verbose);
+  } finally {
+    finished = true;
   }
 }

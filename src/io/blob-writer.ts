@@ -46,16 +46,27 @@ const QUEUED = 2;
  */
 export async function writeBlobFile(source: Readable, opts: BlobWriterOptions): Promise<void> {
   const file = new BlobFile(opts);
+  // The source may fail (or end) while the file opens: nothing of that may go unheard.
+  let early: Error | undefined;
+  const hear = (err: Error): void => {
+    early ??= err;
+  };
+  source.on('error', hear);
   try {
     await file.open();
-    const sourceError = await file.consume(source);
+    const sourceError = source.destroyed ? (early ?? interrupted(opts.what)) : await file.consume(source);
     await file.flush();
     if (sourceError) throw sourceError;
     file.verify();
   } finally {
+    source.off('error', hear);
     source.destroy();
     await file.close();
   }
+}
+
+function interrupted(what: string): KitError {
+  return new KitError('DOWNLOAD_INTERRUPTED', `${what}: the download stopped early`);
 }
 
 class BlobFile {
@@ -150,7 +161,7 @@ class BlobFile {
       source.once('end', () => sourceDone());
       source.once('error', (err) => sourceDone(err));
       // Destroyed without an error: it did not deliver everything either.
-      source.once('close', () => sourceDone(source.readableEnded ? undefined : new KitError('DOWNLOAD_INTERRUPTED', `${this.opts.what}: the download stopped early`)));
+      source.once('close', () => sourceDone(source.readableEnded ? undefined : (source.errored ?? interrupted(this.opts.what))));
     });
   }
 

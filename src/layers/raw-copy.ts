@@ -39,8 +39,10 @@ export async function copyRawLayer(
     const before = await fh.stat();
     const hash = newHasher();
     let hashed: number;
+    // The caller's empty temp file makes way: a reflink or the copy creates it again, exclusively.
+    if (opts.direct) await rm(dest, { force: true });
     if (opts.direct && !(await reflink(src, dest))) {
-      hashed = await directCopy(src, dest, before.size, hash, opts);
+      hashed = await directCopy(src, dest, before.size, { hash, ...opts });
     } else {
       hashed = 0;
       const hashing = (async () => {
@@ -67,26 +69,27 @@ export async function copyRawLayer(
   }
 }
 
-/** A reflink of `src` at `dest` (true), or nothing created where the file system cannot (false). */
+/** A reflink of `src` at a new `dest` (true), or nothing created where the file system cannot (false). */
 async function reflink(src: string, dest: string): Promise<boolean> {
   try {
-    await copyFile(src, dest, constants.COPYFILE_FICLONE_FORCE);
+    await copyFile(src, dest, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
     return true;
-  } catch {
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') throw err; // not ours to remove
     await rm(dest, { force: true });
     return false;
   }
 }
 
-/** Copies the first `size` bytes of `src` to a new `dest` with O_DIRECT, hashing them; the bytes copied. */
-async function directCopy(src: string, dest: string, size: number, hash: Hash, opts: { onProgress?: (bytes: number) => void; sync?: boolean }): Promise<number> {
-  const out = await DirectFile.open(dest, 'w');
+/** Copies the first `size` bytes of `src` to a new `dest` with O_DIRECT both ways, hashing them; the bytes copied. */
+async function directCopy(src: string, dest: string, size: number, opts: { hash: Hash; onProgress?: (bytes: number) => void; sync?: boolean }): Promise<number> {
+  const out = await DirectFile.open(dest, 'wx');
   let at = 0;
   try {
     // Each buffer is reused once the next is asked for: written (and hashed) before that.
     for await (const chunk of readTransient(src, 0, size)) {
       const written = out.write(chunk, at);
-      hash.update(chunk);
+      opts.hash.update(chunk);
       opts.onProgress?.(chunk.length);
       await written;
       at += chunk.length;
@@ -103,6 +106,10 @@ async function directCopy(src: string, dest: string, size: number, hash: Hash, o
  * verified when it stored it): no byte passes through this process, so restoring it costs what
  * `cp` costs. `dest` must not exist; it is created by the copy. Progress comes from the
  * growing size of `dest`, polled; the copy's length is checked against `size` at the end.
+ *
+ * Not O_DIRECT, unlike the store's copies: the files are read next, and on this project's VM
+ * a 1 GiB restore of five files took 2.1-2.7 s that way (the disk reading and writing at once)
+ * against 1.3-2.1 s through the page cache.
  *
  * GNU cp does the copy where it is installed: Node's copyFile truncates its destination before
  * copying, and on ext4 a file truncated to zero is flushed to the disk when it is closed

@@ -134,6 +134,18 @@ describe('writeBlobFile, many at once', () => {
     for (const [i, data] of blobs.entries()) assert.ok((await readFile(join(dir, `b${i}`))).equals(data), `blob ${i}`);
   });
 
+  it('a source that fails or is destroyed while the file opens is heard, never waited for', async () => {
+    const dir = await tempDir('kit-bw-');
+    const data = randomBytes(BLOCK_SIZE);
+    const expected = { digest: sha256(data), size: data.length };
+    const failing = new Readable({ read() {} });
+    process.nextTick(() => failing.destroy(Object.assign(new Error('connection reset'), { code: 'ECONNRESET' })));
+    await assert.rejects(writeBlobFile(failing, { path: join(dir, 'a'), flags: 'wx', expected, what: 'blob' }), (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET');
+    const gone = new Readable({ read() {} });
+    process.nextTick(() => gone.destroy());
+    await assert.rejects(writeBlobFile(gone, { path: join(dir, 'b'), flags: 'wx', expected, what: 'blob' }), isCode('DOWNLOAD_INTERRUPTED'));
+  });
+
   it("'wx' refuses a file that exists", async () => {
     const path = join(await tempDir('kit-bw-'), 'blob');
     await writeFile(path, 'x');
