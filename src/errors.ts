@@ -35,7 +35,6 @@ export function isKitError(err: unknown): err is KitError {
   return err instanceof KitError;
 }
 
-/** Node's errno-style error, narrowed. */
 const FINAL_ERRNO = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE']);
 
 /** Local conditions no retry changes (a full disk, a read-only store, no permission, no file descriptors left). */
@@ -43,6 +42,7 @@ export function isFinalLocalError(err: unknown): boolean {
   return FINAL_ERRNO.has(errnoCode(err) ?? '');
 }
 
+/** Node's errno-style error, narrowed. */
 export function errnoCode(err: unknown): string | undefined {
   if (err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
     return (err as { code: string }).code;

@@ -56,8 +56,6 @@ export function parentLink(head: Pick<ArtifactHead, 'manifest' | 'config'>, name
   return path !== undefined && isArtifactReference(path) ? { reference: path, via: 'kitfile' } : undefined;
 }
 
-/** `registry/repo@sha256:<hex>`: what the parent annotation must hold. */
-
 /**
  * model.path of the artifact's Kitfile (the manifest annotation, else a KitOps config), read
  * leniently: an artifact whose Kitfile cannot be read simply names no parent here; reading it
@@ -159,5 +157,3 @@ export function referenceRepository(reference: string): { registry: string; repo
   const r = parseReference(reference);
   return { registry: r.registry, repository: r.repository };
 }
-
-

@@ -37,7 +37,6 @@ export async function createProgress(verb: string, verbose: boolean): Promise<Pr
   let total = 0;
   // Unpack restores several raw layers at once: the line shows the first one still running.
   const active = new Map<number, { path: string; bytes: number; done: number }>();
-  let finished = 0;
   let last = 0;
   return {
     onEvent: (e) => {
@@ -51,10 +50,7 @@ export async function createProgress(verb: string, verbose: boolean): Promise<Pr
         const layer = active.get(index);
         if (layer) layer.done += e.bytes ?? 0;
       }
-      if (e.type === 'layer-done') {
-        active.delete(index);
-        finished++;
-      }
+      if (e.type === 'layer-done') active.delete(index);
       const now = Date.now();
       if (e.type === 'layer-progress' && now - last < 100) return;
       last = now;
@@ -63,7 +59,7 @@ export async function createProgress(verb: string, verbose: boolean): Promise<Pr
       const [at, current] = first;
       const pct = current.bytes > 0 ? ` ${Math.min(100, Math.floor((current.done / current.bytes) * 100))}%` : '';
       const more = active.size > 1 ? ` (+${active.size - 1} more)` : '';
-      spinner.text = `${verb} [${Math.max(at + 1, finished + 1)}/${total}] ${current.path}${pct} of ${formatBytes(current.bytes)}${more}`;
+      spinner.text = `${verb} [${at + 1}/${total}] ${current.path}${pct} of ${formatBytes(current.bytes)}${more}`;
     },
     stop: () => spinner.stop(),
   };

@@ -19,6 +19,7 @@ import type { Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { KitError } from '../errors.js';
 import { hasherDigest, newHasher, type Digest } from '../oci/digest.js';
+import { digestMismatch, sizeMismatch } from '../oci/verify.js';
 import { BLOCK_SIZE, alignDown, directIoWanted, giveBlock, takeBlock, tryTakeBlock } from './aligned-blocks.js';
 import { DirectFile } from './direct-file.js';
 import { hashFileInto } from './read-ahead.js';
@@ -199,7 +200,8 @@ class BlobFile {
     const from = this.blockFrom;
     const to = this.received;
     this.block = undefined;
-    const written = this.lastWrite.then(() => this.writeSpan(block, base, from, to));
+    // The block's memory starts at file offset `base` (aligned): what write() needs for O_DIRECT.
+    const written = this.lastWrite.then(() => this.file!.write(block.subarray(from - base, to - base), from));
     this.lastWrite = written;
     const done = written.finally(() => giveBlock(block));
     done.catch((err: unknown) => {
@@ -207,11 +209,6 @@ class BlobFile {
       this.failed ??= asError(err);
     });
     this.queued.push(done);
-  }
-
-  /** Writes file bytes [from, to) held in `block`, whose memory starts at file offset `base` (aligned). */
-  private writeSpan(block: Buffer, base: number, from: number, to: number): Promise<void> {
-    return this.file!.write(block.subarray(from - base, to - base), from);
   }
 
   /** Queues the partly filled block and waits for every write. */
@@ -224,11 +221,7 @@ class BlobFile {
     const { size, digest } = this.opts.expected;
     if (this.received !== size) throw sizeMismatch(this.opts.what, size, String(this.received));
     const got = hasherDigest(this.hash);
-    if (got !== digest) {
-      throw new KitError('DIGEST_MISMATCH', `${this.opts.what}: digest mismatch: expected ${digest}, got ${got}`, {
-        hint: 'the content is corrupt or was altered; nothing was kept',
-      });
-    }
+    if (got !== digest) throw digestMismatch(this.opts.what, digest, got);
   }
 
   async close(): Promise<void> {
@@ -242,10 +235,4 @@ class BlobFile {
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
-}
-
-function sizeMismatch(what: string, expected: number, got: string): KitError {
-  return new KitError('SIZE_MISMATCH', `${what}: size mismatch: expected ${expected} bytes, got ${got}`, {
-    hint: 'the content is corrupt or was altered; nothing was kept',
-  });
 }

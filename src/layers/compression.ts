@@ -158,11 +158,9 @@ function translateZlibError(err: Error): Error {
  * zstd-napi is a native addon: loaded the first time a zstd layer is met, not by every command
  * that imports this module (a cold `kit unpack` of raw layers spent 0.1 s loading it).
  */
-const load = createRequire(import.meta.url);
-let zstdModule: typeof ZstdNapi | undefined;
-let zstdBindingModule: typeof ZstdBinding | undefined;
-const zstd = (): typeof ZstdNapi => (zstdModule ??= load('zstd-napi') as typeof ZstdNapi);
-const zstdBinding = (): typeof ZstdBinding => (zstdBindingModule ??= load('zstd-napi/binding.js') as typeof ZstdBinding);
+const load = createRequire(import.meta.url); // caches what it loads, like any require
+const zstd = (): typeof ZstdNapi => load('zstd-napi') as typeof ZstdNapi;
+const zstdBinding = (): typeof ZstdBinding => load('zstd-napi/binding.js') as typeof ZstdBinding;
 
 /** zstd's recommended output buffer size for streaming decompression (~128 KiB). */
 let zstdOutSize: number | undefined;

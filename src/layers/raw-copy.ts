@@ -1,7 +1,7 @@
 import type { Hash } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { execFile } from 'node:child_process';
-import { copyFile, open, rm, stat } from 'node:fs/promises';
+import { copyFile, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { KitError, errnoCode } from '../errors.js';
 import { hasherDigest, newHasher } from '../oci/digest.js';
 import { readAhead } from '../io/read-ahead.js';
@@ -39,27 +39,13 @@ export async function copyRawLayer(
     const before = await fh.stat();
     const hash = newHasher();
     let hashed: number;
-    // The caller's empty temp file makes way: a reflink or the copy creates it again, exclusively.
-    if (opts.direct) await rm(dest, { force: true });
-    if (opts.direct && !(await reflink(src, dest))) {
-      hashed = await directCopy(src, dest, before.size, { hash, ...opts });
+    if (opts.direct) {
+      // The caller's empty temp file makes way: a reflink or the copy creates it again, exclusively.
+      await rm(dest, { force: true });
+      hashed = (await reflink(src, dest)) ? await hashBeside(fh, before.size, hash, Promise.resolve(), dest, opts) : await directCopy(src, dest, before.size, { hash, ...opts });
     } else {
-      hashed = 0;
-      const hashing = (async () => {
-        for await (const chunk of readAhead(fh, { end: before.size, reuse: true })) {
-          hash.update(chunk);
-          hashed += chunk.length;
-          opts.onProgress?.(chunk.length);
-        }
-      })();
       // FICLONE: a reflink when the file system can (btrfs, xfs), else an ordinary kernel copy.
-      // The kernel copy outruns the hashing: its write-back to the disk (the fsync the store
-      // does before committing) then overlaps the rest of the hashing instead of following it.
-      const copied_ = opts.direct ? Promise.resolve() : copyFile(src, dest, constants.COPYFILE_FICLONE);
-      const copying = opts.sync === false ? copied_ : copied_.then(() => syncFile(dest));
-      const [hashed_, copied] = await Promise.allSettled([hashing, copying]);
-      if (hashed_.status === 'rejected') throw hashed_.reason;
-      if (copied.status === 'rejected') throw copied.reason;
+      hashed = await hashBeside(fh, before.size, hash, copyFile(src, dest, constants.COPYFILE_FICLONE), dest, opts);
     }
     await assertUnchanged(src, before, await fh.stat(), hashed, (await stat(dest)).size);
     const digest = hasherDigest(hash);
@@ -67,6 +53,28 @@ export async function copyRawLayer(
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Hashes the first `size` bytes of `fh` while `copied` (a kernel copy or a reflink to `dest`)
+ * completes; the bytes hashed. The kernel copy outruns the hashing: its write-back to the disk
+ * (the fsync the store needs before committing) then overlaps the rest of the hashing instead
+ * of following it.
+ */
+async function hashBeside(fh: FileHandle, size: number, hash: Hash, copied: Promise<void>, dest: string, opts: { onProgress?: (bytes: number) => void; sync?: boolean }): Promise<number> {
+  let hashed = 0;
+  const hashing = (async () => {
+    for await (const chunk of readAhead(fh, { end: size, reuse: true })) {
+      hash.update(chunk);
+      hashed += chunk.length;
+      opts.onProgress?.(chunk.length);
+    }
+  })();
+  const copying = opts.sync === false ? copied : copied.then(() => syncFile(dest));
+  const [hashed_, copied_] = await Promise.allSettled([hashing, copying]);
+  if (hashed_.status === 'rejected') throw hashed_.reason;
+  if (copied_.status === 'rejected') throw copied_.reason;
+  return hashed;
 }
 
 /** A reflink of `src` at a new `dest` (true), or nothing created where the file system cannot (false). */

@@ -50,18 +50,20 @@ export class VerifyingStream extends Transform {
     }
     const got = hasherDigest(this.hash);
     if (got !== this.expected.digest) {
-      cb(
-        new KitError('DIGEST_MISMATCH', `${this.what}: digest mismatch: expected ${this.expected.digest}, got ${got}`, {
-          hint: 'the content is corrupt or was altered; nothing was kept',
-        }),
-      );
+      cb(digestMismatch(this.what, this.expected.digest, got));
       return;
     }
     cb();
   }
 }
 
-function sizeMismatch(what: string, expected: number, got: string): KitError {
+export function digestMismatch(what: string, expected: string, got: string): KitError {
+  return new KitError('DIGEST_MISMATCH', `${what}: digest mismatch: expected ${expected}, got ${got}`, {
+    hint: 'the content is corrupt or was altered; nothing was kept',
+  });
+}
+
+export function sizeMismatch(what: string, expected: number, got: string): KitError {
   return new KitError('SIZE_MISMATCH', `${what}: size mismatch: expected ${expected} bytes, got ${got}`, {
     hint: 'the content is corrupt or was altered; nothing was kept',
   });

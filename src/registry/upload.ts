@@ -489,7 +489,7 @@ export async function mountBlob(ctx: RepoContext, desc: Descriptor, fromReposito
  * The source may be a stream or an async iterable of TRANSIENT buffers (io/direct-read.ts:
  * each valid only until the next is asked for). take() and rest() then hand them on
  * untouched, one at a time, to a consumer that is done with each before asking for the next
- * (undici sending an iterable body); read() copies what it keeps.
+ * (undici sending an iterable body); read() copies. Nothing pulls while bytes are pending.
  */
 export class ContentReader {
   /** The first size error, kept so that it can explain a request that failed because of it. */
@@ -500,7 +500,6 @@ export class ContentReader {
   /** Bytes pulled from the source so far. */
   private pulled = 0;
   private ended = false;
-  private readonly transient: boolean;
 
   constructor(
     private readonly source: UploadContent,
@@ -508,22 +507,22 @@ export class ContentReader {
     private readonly what: string,
   ) {
     this.it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    this.transient = !(source instanceof Readable);
   }
 
   /** Exactly `n` bytes (n never goes past the declared size). */
   async read(n: number): Promise<Buffer> {
-    while (this.pendingBytes < n) {
-      // Transient buffers are refilled by the next pull: keep copies.
-      if (this.transient) this.pending = this.pending.map((b) => Buffer.from(b));
-      if (!(await this.pull())) throw this.fail(`ends after ${this.pulled} bytes`);
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      // What is pending goes out before the next pull, which may refill a transient buffer.
+      if (this.pending.length === 0 && !(await this.pull())) throw this.fail(`ends after ${this.pulled} bytes`);
+      const b = this.pending.shift()!;
+      const k = Math.min(b.length, n - filled);
+      b.copy(out, filled, 0, k);
+      filled += k;
+      this.pendingBytes -= k;
+      if (k < b.length) this.pending.unshift(b.subarray(k));
     }
-    if (this.transient) this.pending = this.pending.map((b) => Buffer.from(b));
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.pending = rest.length > 0 ? [rest] : [];
-    this.pendingBytes = rest.length;
     return out;
   }
 

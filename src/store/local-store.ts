@@ -93,6 +93,12 @@ const LAYOUT_VERSION = '1.0.0';
 const HEX_NAME = /^[a-f0-9]{64}$/;
 
 /**
+ * Blobs from this size on are written by writeBlobFile (O_DIRECT from aligned blocks, see
+ * io/blob-writer.ts); smaller ones, where the page cache costs little, by a write stream.
+ */
+const BLOB_WRITER_FROM = 32 * 1024 * 1024;
+
+/**
  * The local store: a standard OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/`)
  * plus an `ingest/` folder for partial writes, so that other OCI tools (skopeo `oci:DIR:REF`,
  * oras, crane) can read it.
@@ -101,12 +107,6 @@ const HEX_NAME = /^[a-f0-9]{64}$/;
  * two writers of one blob write the same bytes. index.json is the only shared mutable file;
  * every change to it goes through `updateIndex`, under a cross-process lock.
  */
-/**
- * Blobs from this size on are written by writeBlobFile (O_DIRECT from aligned blocks, see
- * io/blob-writer.ts); smaller ones, where the page cache costs little, by a write stream.
- */
-const BLOB_WRITER_FROM = 32 * 1024 * 1024;
-
 export class LocalStore implements Target {
   readonly root: string;
 

@@ -388,7 +388,6 @@ async function copyBlob(src: Target, dst: Target, desc: Descriptor, opts: CopyOp
   opts.onEvent?.({ type: 'blob-done', digest: desc.digest, size: desc.size, how: 'copied', ...(resumedFrom ? { resumedFrom } : {}) });
 }
 
-
 /** pipe() does not forward errors; without this a broken source would hang the destination. */
 function forwardErrors(source: Readable, piped: Readable): Readable {
   source.once('error', (e) => piped.destroy(e));
