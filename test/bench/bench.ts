@@ -15,7 +15,7 @@ import { runCases } from './cases.js';
 import { describeMachine, ensureTools } from './env.js';
 import { generateProject, SHARDS } from './project.js';
 import { buildRows, bytes, markdownTable } from './report.js';
-import { canDropCaches } from './timer.js';
+import { canDropCaches, reportsFreePages } from './timer.js';
 
 const USAGE = 'usage: npm run bench [-- --size 2G|256M|64M] [--reps N] [--json FILE] [--workdir DIR]';
 
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
       `kit benchmark, ${new Date().toISOString()}: ${bytes(project.bytes)} project (weight file ${bytes(Math.round(opts.size * 0.7))}, ${SHARDS} shards of ${bytes(project.shardBytes)}, ${small} small files, Kitfile), ${opts.reps} repetition(s), medians, run took ${minutes.toFixed(1)} min`,
       `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, node ${machine.node}, ${machine.skopeo}, ${machine.registry}, ${machine.openssl}`,
       cold
-        ? 'page cache: dropped before every timed run (sync; echo 3 > /proc/sys/vm/drop_caches), except kit --version / node -e 0, which run warm after a warm-up run'
+        ? `page cache: dropped before every timed run (sync; echo 3 > /proc/sys/vm/drop_caches)${reportsFreePages() ? ', then a wait until the VM has handed the freed memory back to its host (free page reporting), so that every process starts with the same cold memory' : ''}; kit --version / node -e 0 run warm after a warm-up run`
         : 'page cache: NOT dropped (not root, or /proc/sys/vm/drop_caches not writable): runs after the first may read from memory',
       'registry: docker-registry on 127.0.0.1 (plain HTTP, filesystem storage on the same disk); each push goes to a fresh registry',
       `load average (1 min) at the start ${loadBefore.toFixed(2)}, at the end ${loadavg()[0]!.toFixed(2)}: anything else running skews the figures`,

@@ -117,40 +117,47 @@ describe('disk full', { skip: noTmpfs }, () => {
     assert.equal((await verifyStore(home)).tags, 2);
   });
 
-  it('during pull: one line, the partial download kept and resumed once there is room', { skip: noRegistry }, async () => {
-    const reg: RunningRegistry = await startRegistry();
-    const proxy = await startFaultProxy({ target: reg.url, rules: [] });
-    try {
-      const src = await tempDir('kit-local-src-');
-      const project = await makeProject(join(src, 'p'), { shards: 1, shardMiB: 10, seed: 34 });
-      const ref = `${reg.host}/full/pull:1`;
-      await kitOk(['pack', project.dir, '-t', ref], { home: src });
-      await kitOk(['push', ref], { home: src });
+  // A 10 MiB blob goes through the streaming writer, a 40 MiB one through the O_DIRECT block
+  // writer (io/blob-writer.ts, from 32 MiB): both must keep what reached the disk.
+  for (const { shardMiB, diskMiB, writer } of [
+    { shardMiB: 10, diskMiB: 6, writer: 'streamed' },
+    { shardMiB: 40, diskMiB: 20, writer: 'written in aligned blocks' },
+  ]) {
+    it(`during pull of a ${shardMiB} MiB blob (${writer}): one line, the partial download kept and resumed once there is room`, { skip: noRegistry }, async () => {
+      const reg: RunningRegistry = await startRegistry();
+      const proxy = await startFaultProxy({ target: reg.url, rules: [] });
+      try {
+        const src = await tempDir('kit-local-src-');
+        const project = await makeProject(join(src, 'p'), { shards: 1, shardMiB, seed: 34 + shardMiB });
+        const ref = `${reg.host}/full/pull:${shardMiB}`;
+        await kitOk(['pack', project.dir, '-t', ref], { home: src });
+        await kitOk(['push', ref], { home: src });
 
-      const disk = await smallDisk(6 * MiB);
-      const home = join(disk.dir, 'home');
-      const viaProxy = `${proxy.host}/full/pull:1`;
-      const r = await kit(['pull', viaProxy, '--progress', 'none'], { home });
-      assertOneLineFailure(r, /^kit: no space left on the device/, 'pull on a full disk');
-      const v = await verifyStore(home);
-      assert.equal(v.clean, true, JSON.stringify(v.problems));
-      assert.equal(v.tags, 0);
-      const partial = v.leftovers.filter((l) => l.kind === 'partial').reduce((n, l) => n + l.bytes, 0);
-      assert.ok(partial > 0, `the partial download is kept: ${JSON.stringify(v.leftovers)}`);
-      assert.ok(v.leftovers.every((l) => l.kind === 'partial' || l.kind === 'lock'), JSON.stringify(v.leftovers));
+        const disk = await smallDisk(diskMiB * MiB);
+        const home = join(disk.dir, 'home');
+        const viaProxy = `${proxy.host}/full/pull:${shardMiB}`;
+        const r = await kit(['pull', viaProxy, '--progress', 'none'], { home });
+        assertOneLineFailure(r, /^kit: no space left on the device/, 'pull on a full disk');
+        const v = await verifyStore(home);
+        assert.equal(v.clean, true, JSON.stringify(v.problems));
+        assert.equal(v.tags, 0);
+        const partial = v.leftovers.filter((l) => l.kind === 'partial').reduce((n, l) => n + l.bytes, 0);
+        assert.ok(partial > 0, `the partial download is kept: ${JSON.stringify(v.leftovers)}`);
+        assert.ok(v.leftovers.every((l) => l.kind === 'partial' || l.kind === 'lock'), JSON.stringify(v.leftovers));
 
-      disk.resize(64 * MiB);
-      const from = proxy.log.length;
-      await kitOk(['pull', viaProxy, '--progress', 'none'], { home });
-      const received = proxy.log.slice(from).filter((l) => l.method === 'GET' && /\/blobs\/sha256:/.test(l.url)).reduce((n, l) => n + l.bytesOut, 0);
-      assert.ok(received <= project.bytes - partial + 64 * 1024, `re-pull fetched ${received} bytes, ${partial} were kept`);
-      const ok = await verifyStore(home);
-      assert.ok(ok.clean && ok.tags === 1 && ok.leftovers.length === 0, JSON.stringify(ok));
-    } finally {
-      await proxy.stop();
-      await reg.stop();
-    }
-  });
+        disk.resize((shardMiB * 3 + 16) * MiB);
+        const from = proxy.log.length;
+        await kitOk(['pull', viaProxy, '--progress', 'none'], { home });
+        const received = proxy.log.slice(from).filter((l) => l.method === 'GET' && /\/blobs\/sha256:/.test(l.url)).reduce((n, l) => n + l.bytesOut, 0);
+        assert.ok(received <= project.bytes - partial + 64 * 1024, `re-pull fetched ${received} bytes, ${partial} were kept`);
+        const ok = await verifyStore(home);
+        assert.ok(ok.clean && ok.tags === 1 && ok.leftovers.length === 0, JSON.stringify(ok));
+      } finally {
+        await proxy.stop();
+        await reg.stop();
+      }
+    });
+  }
 });
 
 describe('permissions', () => {
