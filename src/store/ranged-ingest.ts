@@ -326,6 +326,13 @@ class RangedRun {
         if (batchBytes > 0) flush();
         finish(err);
       });
+      // Destroyed without an error: it did not deliver its range either, and nothing else
+      // would ever settle this promise.
+      body.once('close', () => {
+        if (body.readableEnded) return;
+        if (batchBytes > 0) flush();
+        finish(body.errored ?? new KitError('DOWNLOAD_INTERRUPTED', `${this.o.what}: the response for bytes ${piece.start}-${piece.end - 1} stopped early`));
+      });
     });
   }
 

@@ -13,8 +13,8 @@
  * that wait a run found its fresh pages warm or not depending on how soon it touched them: the
  * host takes freed memory back about 2 s after it is freed, and a page touched after that costs
  * a fault in the host (measured here: 2 GiB written to the page cache, 0.7 s of kernel time
- * warm, 4-10 s cold). `cp -r` of 2 GiB took 1.3 s or 10 s in the same run that way, for the
- * same bytes; with the wait every process, kit or baseline, starts from the same state.
+ * warm, 8.8-9.3 s cold): in one run `cp -r` of the same 2 GiB took 1.7 s in one repetition and
+ * 5.0 s in the next. With the wait every process, kit or baseline, starts from the same state.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
