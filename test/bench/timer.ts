@@ -8,7 +8,7 @@
  * cache is written back and dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`) when that file
  * is writable, so every timed run reads its input from the disk.
  *
- * On a VM with free page reporting (virtio-balloon; /sys/module/page_reporting exists) a cold
+ * On a VM with free page reporting (a virtio or Hyper-V balloon that reports free pages) a cold
  * run then also waits until the VM has handed the memory just freed back to the host. Without
  * that wait a run found its fresh pages warm or not depending on how soon it touched them: the
  * host takes freed memory back about 2 s after it is freed, and a page touched after that costs
@@ -18,7 +18,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,9 +78,20 @@ const PAGE_REPORTING = '/sys/module/page_reporting';
 /** A counter some kernels add (KiB handed back so far); mainline has none, so a fixed wait then. */
 const REPORTED_KIB = `${PAGE_REPORTING}/parameters/reported_kib`;
 
-/** Whether this machine hands free memory back to its host (free page reporting). */
+/**
+ * Whether this machine hands free memory back to its host: the kernel can (page_reporting) and
+ * a balloon device does (virtio's VIRTIO_BALLOON_F_REPORTING, feature bit 5; Hyper-V's
+ * hv_balloon). A kernel built with it on bare metal has nothing to wait for.
+ */
 export function reportsFreePages(): boolean {
-  return existsSync(PAGE_REPORTING);
+  if (!existsSync(PAGE_REPORTING)) return false;
+  if (existsSync('/sys/module/hv_balloon')) return true;
+  const virtio = '/sys/bus/virtio/drivers/virtio_balloon';
+  try {
+    return readdirSync(virtio).some((d) => d.startsWith('virtio') && readFileSync(join(virtio, d, 'features'), 'utf8')[5] === '1');
+  } catch {
+    return false;
+  }
 }
 
 /**
