@@ -84,8 +84,12 @@ const REPORTED_KIB = `${PAGE_REPORTING}/parameters/reported_kib`;
  * hv_balloon). A kernel built with it on bare metal has nothing to wait for.
  */
 export function reportsFreePages(): boolean {
-  if (!existsSync(PAGE_REPORTING)) return false;
-  if (existsSync('/sys/module/hv_balloon')) return true;
+  reporting ??= existsSync(PAGE_REPORTING) && (existsSync('/sys/module/hv_balloon') || virtioBalloonReports());
+  return reporting;
+}
+let reporting: boolean | undefined;
+
+function virtioBalloonReports(): boolean {
   const virtio = '/sys/bus/virtio/drivers/virtio_balloon';
   try {
     return readdirSync(virtio).some((d) => d.startsWith('virtio') && readFileSync(join(virtio, d, 'features'), 'utf8')[5] === '1');
