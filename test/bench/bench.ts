@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     const small = project.files.length - 1 - 1 - SHARDS;
     const header = [
       `kit benchmark, ${new Date().toISOString()}: ${bytes(project.bytes)} project (weight file ${bytes(Math.round(opts.size * 0.7))}, ${SHARDS} shards of ${bytes(project.shardBytes)}, ${small} small files, Kitfile), ${opts.reps} repetition(s), medians, run took ${minutes.toFixed(1)} min`,
-      `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, node ${machine.node}, ${machine.skopeo}, ${machine.registry}, ${machine.openssl}`,
+      `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, node ${machine.node}, ${machine.skopeo}, ${machine.registry}, ${machine.openssl}, ${machine.curl}`,
       cold
         ? `page cache: dropped before every timed run (sync; echo 3 > /proc/sys/vm/drop_caches)${reportsFreePages() ? ', then a wait until the VM has handed the freed memory back to its host (free page reporting), so that every process starts with the same cold memory' : ''}; kit --version / node -e 0 run warm after a warm-up run`
         : 'page cache: NOT dropped (not root, or /proc/sys/vm/drop_caches not writable): runs after the first may read from memory',

@@ -4,7 +4,8 @@
  *
  *   pack      kit pack (raw layers)           max(openssl dgst -sha256 over the same files, cp -r + sync)
  *   push      kit push to a fresh registry    skopeo copy oci:$KIT_HOME/store:REF docker://... (fresh registry too)
- *   pull      kit pull into a fresh KIT_HOME  skopeo copy docker://... oci:DIR
+ *   pull      kit pull into a fresh KIT_HOME  skopeo copy docker://... oci:DIR; for reference, the bare
+ *                                             transfer: curl of every blob to files + sync, and to /dev/null
  *   unpack    kit unpack of the pulled store  cp -r of the project
  *   repush    kit push again, nothing changed (first push: the push case)
  *   shard     kit pack + push after one shard changed: blob bytes uploaded vs the shard's size
@@ -77,6 +78,11 @@ async function alternate(rep: number, a: () => Promise<void>, b: () => Promise<v
     await b();
     await a();
   }
+}
+
+/** Runs the steps in turn, each repetition starting one further along, so that none always goes first. */
+async function inTurn(rep: number, ...steps: Array<() => Promise<void>>): Promise<void> {
+  for (let i = 0; i < steps.length; i++) await steps[(rep + i) % steps.length]!();
 }
 
 function emptyCase(id: CaseId, baselines: string[]): CaseResult {
@@ -194,11 +200,22 @@ async function pushCase(ctx: BenchContext, sourceHome: string): Promise<CaseResu
 }
 
 async function pullCase(ctx: BenchContext, reg: BenchRegistry, ref: string, pulledHome: string): Promise<CaseResult> {
-  const c = emptyCase('pull', ['skopeo']);
+  const c = emptyCase('pull', ['skopeo', 'curl to files + sync', 'curl to /dev/null']);
   const layout = join(ctx.work, 'skopeo-pulled');
+  const bare = join(ctx.work, 'curl-pulled');
+  const blobs = await blobsOf(reg, ref);
   for (let rep = 0; rep < ctx.reps; rep++) {
     let line = `pull ${rep + 1}/${ctx.reps}:`;
-    await alternate(
+    const curl = async (name: string, into: string | undefined, cpuKey: string): Promise<void> => {
+      if (into) await mkdir(into, { recursive: true });
+      const cpu0 = reg.cpuSeconds();
+      const t = await bareTransfer(blobs, into);
+      c.baselines[name]!.push(sampleOf(t));
+      metric(c, cpuKey, reg.cpuSeconds() - cpu0);
+      if (into) await rm(into, { recursive: true, force: true });
+      line += ` ${name} ${secs(t)}`;
+    };
+    await inTurn(
       rep,
       async () => {
         await rm(pulledHome, { recursive: true, force: true });
@@ -218,10 +235,36 @@ async function pullCase(ctx: BenchContext, reg: BenchRegistry, ref: string, pull
         await rm(layout, { recursive: true, force: true });
         line += ` skopeo ${secs(t)}`;
       },
+      () => curl('curl to files + sync', bare, 'curlFilesRegistryCpu'),
+      () => curl('curl to /dev/null', undefined, 'curlNullRegistryCpu'),
     );
     ctx.log(line);
   }
   return c;
+}
+
+/** The blobs of `ref` (config and layers), largest first: the order kit transfers them in. */
+async function blobsOf(reg: BenchRegistry, ref: string): Promise<Array<{ url: string; name: string }>> {
+  const m = /^([^/]+)\/(.+):([^:/]+)$/.exec(ref);
+  if (!m) throw new Error(`unexpected reference ${ref}`);
+  const [, host, repo, tag] = m;
+  const res = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  if (!res.ok) throw new Error(`GET manifest of ${ref}: HTTP ${res.status}`);
+  const manifest = (await res.json()) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
+  return [manifest.config, ...manifest.layers]
+    .sort((a, b) => b.size - a.size)
+    .map((d) => ({ url: `http://${host}/v2/${repo}/blobs/${d.digest}`, name: d.digest.replace(':', '-') }));
+}
+
+/**
+ * The pull's bare transfer, for reference: every blob fetched by one curl, as many at a time as
+ * kit (4) and in kit's order, nothing hashed or verified. Into files and then `sync` (kit's pull
+ * is durable when it returns: every blob is fsynced): the registry and the disk with no client
+ * work, what a pull on this machine cannot beat by much. To /dev/null: the registry alone.
+ */
+function bareTransfer(blobs: Array<{ url: string; name: string }>, into: string | undefined): Promise<Timed> {
+  const args = ['-sSf', '--parallel', '--parallel-max', '4', ...blobs.flatMap((b) => ['-o', into ? join(into, b.name) : '/dev/null', b.url])];
+  return into ? timed('sh', ['-c', 'curl "$@" && sync', 'sh', ...args], { cold: true }) : timed('curl', args, { cold: true });
 }
 
 async function unpackCase(ctx: BenchContext, ref: string, pulledHome: string): Promise<CaseResult> {

@@ -1,5 +1,5 @@
 /**
- * The tools the benchmark runs (/usr/bin/time, skopeo, docker-registry, openssl), installed with
+ * The tools the benchmark runs (/usr/bin/time, skopeo, docker-registry, openssl, curl), installed with
  * apt-get when missing and running as root (like the integration harness), and a description
  * of the machine for the report.
  */
@@ -15,6 +15,7 @@ const TOOLS: Record<string, string> = {
   skopeo: 'skopeo',
   'docker-registry': 'docker-registry',
   openssl: 'openssl',
+  curl: 'curl',
 };
 
 function available(cmd: string): boolean {
@@ -54,6 +55,7 @@ export interface Machine {
   skopeo: string;
   registry: string;
   openssl: string;
+  curl: string;
   kernel: string;
 }
 
@@ -77,6 +79,7 @@ export function describeMachine(): Machine {
     skopeo: firstLine('skopeo', ['--version']),
     registry: firstLine('docker-registry', ['--version']),
     openssl: firstLine('openssl', ['version']),
+    curl: firstLine('curl', ['--version']).split(' ').slice(0, 2).join(' '),
     kernel,
   };
 }
