@@ -102,6 +102,12 @@ function virtioBalloonReports(): boolean {
  * Waits until memory freed just now has been handed back to the host: the reporting starts
  * ~2 s after the frees; done when the counter has not moved for 1 s after 2.5 s (6 s at most),
  * or after 3 s where there is no counter.
+ *
+ * That is the first batch: the kernel reports 0.3-1.5 GiB every ~2.5 s, and after 15 GiB were
+ * freed here it went on for over 35 s. Waiting for the last batch would add minutes to a run
+ * and leave every process all-cold memory (an 8 GiB unpack: 41-48 s against 20-21 s); the
+ * cost is that a process that follows a large free finds more warm memory than one that does
+ * not, which the alternating order evens out over repetitions (not with --reps 1).
  */
 async function settleFreedMemory(): Promise<void> {
   if (!reportsFreePages()) return;
