@@ -203,7 +203,7 @@ async function pullCase(ctx: BenchContext, reg: BenchRegistry, ref: string, pull
   const c = emptyCase('pull', ['skopeo', 'curl to files + sync', 'curl to /dev/null']);
   const layout = join(ctx.work, 'skopeo-pulled');
   const bare = join(ctx.work, 'curl-pulled');
-  const blobs = await blobsOf(reg, ref);
+  const blobs = await blobsOf(ref);
   for (let rep = 0; rep < ctx.reps; rep++) {
     let line = `pull ${rep + 1}/${ctx.reps}:`;
     const curl = async (name: string, into: string | undefined, cpuKey: string): Promise<void> => {
@@ -244,7 +244,7 @@ async function pullCase(ctx: BenchContext, reg: BenchRegistry, ref: string, pull
 }
 
 /** The blobs of `ref` (config and layers), largest first: the order kit transfers them in. */
-async function blobsOf(reg: BenchRegistry, ref: string): Promise<Array<{ url: string; name: string }>> {
+async function blobsOf(ref: string): Promise<Array<{ url: string; name: string }>> {
   const m = /^([^/]+)\/(.+):([^:/]+)$/.exec(ref);
   if (!m) throw new Error(`unexpected reference ${ref}`);
   const [, host, repo, tag] = m;
@@ -260,7 +260,7 @@ async function blobsOf(reg: BenchRegistry, ref: string): Promise<Array<{ url: st
  * The pull's bare transfer, for reference: every blob fetched by one curl, as many at a time as
  * kit (4) and in kit's order, nothing hashed or verified. Into files and then `sync` (kit's pull
  * is durable when it returns: every blob is fsynced): the registry and the disk with no client
- * work, what a pull on this machine cannot beat by much. To /dev/null: the registry alone.
+ * work to do, where the machine's limit lies. To /dev/null: the registry alone.
  */
 function bareTransfer(blobs: Array<{ url: string; name: string }>, into: string | undefined): Promise<Timed> {
   const args = ['-sSf', '--parallel', '--parallel-max', '4', ...blobs.flatMap((b) => ['-o', into ? join(into, b.name) : '/dev/null', b.url])];
