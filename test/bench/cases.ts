@@ -14,6 +14,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseReference } from '../../src/oci/reference.js';
 import { KIT_BIN } from '../helpers/cli.js';
 import type { Project } from './project.js';
 import { startBenchRegistry, type BenchRegistry } from './registry.js';
@@ -245,9 +246,7 @@ async function pullCase(ctx: BenchContext, reg: BenchRegistry, ref: string, pull
 
 /** The blobs of `ref` (config and layers), largest first: the order kit transfers them in. */
 async function blobsOf(ref: string): Promise<Array<{ url: string; name: string }>> {
-  const m = /^([^/]+)\/(.+):([^:/]+)$/.exec(ref);
-  if (!m) throw new Error(`unexpected reference ${ref}`);
-  const [, host, repo, tag] = m;
+  const { registry: host, repository: repo, tag } = parseReference(ref);
   const res = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
   if (!res.ok) throw new Error(`GET manifest of ${ref}: HTTP ${res.status}`);
   const manifest = (await res.json()) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
